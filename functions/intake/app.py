@@ -1,0 +1,78 @@
+"""Intake function: storefront forms, signed webhooks and status polls over API Gateway."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orderbridge import wiring
+from orderbridge.exceptions import ConfigurationError, CredentialsError, IntakeRejectedError
+from orderbridge.intake.http import accepted_response, cors_headers, error_response, raw_body
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+service = wiring.intake_service()
+
+
+@app.post("/forms/<form_key>")
+@tracer.capture_method
+def submit_form(form_key: str) -> Response:
+    event = app.current_event
+    origin = event.headers.get("origin")
+    accepted = service.submit_form(
+        form_key=form_key,
+        content_type=event.headers.get("content-type"),
+        body=raw_body(event.body, event.is_base64_encoded),
+        origin=origin,
+        ip=event.request_context.identity.source_ip,
+        user_agent=event.headers.get("user-agent"),
+    )
+    return accepted_response(accepted, cors_headers(service.allowed_origin(form_key, origin)))
+
+
+@app.route("/forms/<form_key>", method="OPTIONS")
+def preflight(form_key: str) -> Response:
+    allowed = service.allowed_origin(form_key, app.current_event.headers.get("origin"))
+    return Response(status_code=204 if allowed else 403, headers=cors_headers(allowed))
+
+
+@app.post("/webhooks/<source>")
+@tracer.capture_method
+def receive_webhook(source: str) -> Response:
+    event = app.current_event
+    body = raw_body(event.body, event.is_base64_encoded)
+    accepted = service.receive_webhook(source=source, headers=event.headers, body=body)
+    if accepted is None:
+        return Response(status_code=200, content_type="application/json", body={"ignored": True})
+    return accepted_response(accepted)
+
+
+@app.get("/orders/<tracking_id>")
+def order_status(tracking_id: str) -> Response:
+    found = service.status(tracking_id)
+    if found is None:
+        raise IntakeRejectedError(404, "NOT_FOUND", "no order with that tracking id")
+    return Response(status_code=200, content_type="application/json", body=found)
+
+
+@app.exception_handler(IntakeRejectedError)
+def rejected(exc: IntakeRejectedError) -> Response:
+    return error_response(exc)
+
+
+@app.exception_handler((ConfigurationError, CredentialsError))
+def unavailable(exc: Exception) -> Response:
+    logger.exception("intake dependency unavailable")
+    return error_response(IntakeRejectedError(503, "SERVICE_UNAVAILABLE", "try again shortly"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    service.idempotency.register_lambda_context(context)
+    return app.resolve(event, context)

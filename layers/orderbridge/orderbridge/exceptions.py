@@ -1,0 +1,70 @@
+"""Exceptions raised by the orderbridge core. Each names what went wrong, never a secret."""
+
+
+class OrderbridgeError(Exception):
+    """Base class for every orderbridge error."""
+
+
+class ConfigurationError(OrderbridgeError):
+    """The configuration document is missing, malformed or names something that does not exist."""
+
+
+class UnknownRouteError(ConfigurationError):
+    """An event names a route the configuration does not define."""
+
+
+class UnknownProviderError(ConfigurationError):
+    """A destination names a provider that no adapter is registered for."""
+
+
+class CredentialsError(OrderbridgeError):
+    """Credentials for a destination could not be loaded (missing secret, bad JSON, service down)."""
+
+
+class RequestRejectedError(OrderbridgeError):
+    """The adapter refused to build a provider request the provider would reject anyway.
+
+    Raised before any HTTP call, so the delivery is a permanent failure with a clear reason.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class DeliveryRetryableError(OrderbridgeError):
+    """A delivery failed in a way that another attempt may fix; the SQS record goes back."""
+
+
+class OutcomeConflictError(OrderbridgeError):
+    """A conditional write on the outcome table lost a race with another writer."""
+
+
+class SignatureError(OrderbridgeError):
+    """A webhook signature is missing, malformed, expired or does not match."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class IntakeRejectedError(OrderbridgeError):
+    """A client's request to the intake is refused: always a 4xx with a stable code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or []
+
+    def body(self) -> dict[str, object]:
+        return {"error": {"code": self.code, "message": self.message, "fields": self.fields}}

@@ -1,0 +1,331 @@
+"""The intake service: authenticate, parse, validate, deduplicate, record, enqueue.
+
+Deduplication uses Powertools' idempotency utility keyed on what identifies an order at its
+source (the source's order id, else the sender's event id or the form's submission id, else the
+body's hash), so webhook retries and double-clicked forms return the first tracking id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from pydantic import ValidationError
+
+from orderbridge.config import ConfigStore
+from orderbridge.credentials import CredentialStore
+from orderbridge.exceptions import (
+    ConfigurationError,
+    CredentialsError,
+    IntakeRejectedError,
+    SignatureError,
+)
+from orderbridge.intake import mapping, signatures
+from orderbridge.models.config import OrderbridgeConfig
+from orderbridge.models.event import OrderEvent, new_tracking_id
+from orderbridge.models.order import CanonicalOrder
+from orderbridge.models.outcome import OutcomeStatus
+from orderbridge.outcomes import OutcomeStore
+
+logger = Logger(child=True)
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+IDEMPOTENCY_EXPIRY_SECONDS = 72 * 3600  # longer than Shopify's 48 h of webhook retries
+
+
+@dataclass(frozen=True)
+class Accepted:
+    tracking_id: str
+    duplicate: bool = False
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def field_errors(exc: ValidationError, rename: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """pydantic errors as `{field, code, message}`, with canonical paths renamed for forms."""
+    out = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"]) or "<body>"
+        for prefix, new in (rename or {}).items():
+            if path == prefix or path.startswith(prefix + "."):
+                path = new + path[len(prefix) :]
+                break
+        out.append({"field": path, "code": err["type"], "message": err["msg"]})
+    return out
+
+
+def _form_field_name(path: str) -> str:
+    """buyer.email -> email, billing_address.city -> address[city], lines.0.sku -> items[0][sku]."""
+    parts = path.split(".")
+    if parts[0] == "buyer" and len(parts) > 1:
+        return parts[1]
+    if parts[0] in ("billing_address", "shipping_address") and len(parts) > 1:
+        return parts[1] if parts[1] in ("first_name", "last_name", "phone") else f"address[{parts[1]}]"
+    if parts[0] == "lines":
+        return "items" + "".join(f"[{p}]" for p in parts[1:])
+    return path
+
+
+class IntakeService:
+    """Everything the intake function does, independent of API Gateway."""
+
+    def __init__(
+        self,
+        *,
+        config: ConfigStore,
+        outcomes: OutcomeStore,
+        credentials: CredentialStore,
+        sqs_client: Any,
+        queue_url: str,
+        idempotency_table: str,
+        dynamodb_client: Any = None,
+        webhook_tolerance: int = 300,
+        max_body_bytes: int = 65536,
+    ) -> None:
+        self.config = config
+        self.outcomes = outcomes
+        self.credentials = credentials
+        self.sqs = sqs_client
+        self.queue_url = queue_url
+        self.webhook_tolerance = webhook_tolerance
+        self.max_body_bytes = max_body_bytes
+        self._local = threading.local()
+        persistence = DynamoDBPersistenceLayer(table_name=idempotency_table, boto3_client=dynamodb_client)
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="dedup_key", expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS
+        )
+        self._accept_once = idempotent_function(
+            data_keyword_argument="submission",
+            persistence_store=persistence,
+            config=self.idempotency,
+        )(self._accept)
+
+    # --- ways in ---------------------------------------------------------------------------------
+
+    def submit_form(
+        self,
+        *,
+        form_key: str,
+        content_type: str | None,
+        body: bytes,
+        origin: str | None,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> Accepted:
+        cfg = self._config()
+        form = cfg.forms.get(form_key)
+        if form is None:
+            raise IntakeRejectedError(404, "FORM_NOT_FOUND", "unknown form key")
+        if origin and origin not in form.allowed_origins:
+            raise IntakeRejectedError(
+                403, "ORIGIN_NOT_ALLOWED", "this form does not accept posts from that origin"
+            )
+        self._check_size(body)
+        media = _media_type(content_type)
+        text = self._text(body)
+        if media == JSON:
+            fields = self._json(text)
+            if not isinstance(fields, dict):
+                raise IntakeRejectedError(400, "MALFORMED_BODY", "the form body must be a JSON object")
+        elif media == FORM:
+            try:
+                fields = mapping.parse_urlencoded(text)
+            except ValueError as exc:
+                raise IntakeRejectedError(400, "MALFORMED_BODY", f"cannot parse the form: {exc}") from None
+        else:
+            raise IntakeRejectedError(415, "UNSUPPORTED_MEDIA_TYPE", f"send {JSON} or {FORM}")
+        if fields.get("website"):  # honeypot: a field people never see and bots fill in
+            raise IntakeRejectedError(422, "SUBMISSION_REJECTED", "the submission was rejected")
+        raw = mapping.from_form(fields, ip=ip, user_agent=user_agent)
+        order = self._validate(raw, rename=_form_field_name)
+        submission_id = str(fields.get("submission_id") or "")[:128]
+        dedup = (
+            f"form:{form_key}:{submission_id}" if submission_id else f"form:{form_key}:body:{_digest(body)}"
+        )
+        return self._accept_or_duplicate(dedup, form.source, form.route, order)
+
+    def receive_webhook(self, *, source: str, headers: Mapping[str, str], body: bytes) -> Accepted | None:
+        """Verify, map and accept; None when the event is a topic this source does not create orders for."""
+        cfg = self._config()
+        hook = cfg.webhooks.get(source)
+        if hook is None:
+            raise IntakeRejectedError(404, "SOURCE_NOT_FOUND", "unknown webhook source")
+        self._check_size(body)
+        secrets = self._signing_secrets(hook.secret_id)
+        try:
+            if hook.scheme == "standard":
+                event_id = signatures.verify_standard(
+                    body, headers, secrets, tolerance=self.webhook_tolerance
+                )
+            else:
+                event_id = signatures.verify_shopify(body, headers, secrets)
+        except SignatureError as exc:
+            logger.warning("webhook signature rejected", extra={"source": source, "error_code": exc.code})
+            raise IntakeRejectedError(401, exc.code, exc.message) from None
+        if _media_type(_header(headers, "content-type")) != JSON:
+            raise IntakeRejectedError(415, "UNSUPPORTED_MEDIA_TYPE", f"webhooks must be {JSON}")
+        payload = self._json(self._text(body))
+        if hook.payload == "shopify":
+            topic = _header(headers, "x-shopify-topic")
+            if topic and topic != "orders/create":
+                logger.info("webhook topic ignored", extra={"source": source, "topic": topic})
+                return None
+            raw = mapping.from_shopify(payload)
+        else:
+            raw = mapping.from_canonical_event(payload)
+        order = self._validate(raw)
+        if order.external_order_id:
+            dedup = f"order:{source}:{order.external_order_id}"
+        elif event_id:
+            dedup = f"event:{source}:{event_id}"
+        else:
+            dedup = f"body:{source}:{_digest(body)}"
+        return self._accept_or_duplicate(dedup, source, hook.route, order)
+
+    def status(self, tracking_id: str) -> dict[str, Any] | None:
+        """What a storefront polling for its order may see: that order only."""
+        outcomes = self.outcomes.get(tracking_id)
+        if not outcomes:
+            return None
+        statuses = {o.status for o in outcomes}
+        if statuses == {OutcomeStatus.SUCCEEDED}:
+            overall = "SUCCEEDED"
+        elif statuses & {OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED}:
+            overall = "FAILED"
+        else:
+            overall = "PENDING"
+        return {
+            "tracking_id": tracking_id,
+            "status": overall,
+            "destinations": [o.public_view() for o in outcomes],
+        }
+
+    def allowed_origin(self, form_key: str, origin: str | None) -> str | None:
+        """The origin to echo in CORS headers, if this form accepts it."""
+        if not origin:
+            return None
+        try:
+            form = self._config().forms.get(form_key)
+        except IntakeRejectedError:
+            return None
+        return origin if form is not None and origin in form.allowed_origins else None
+
+    # --- the one place an order is accepted ------------------------------------------------------
+
+    def _accept_or_duplicate(self, dedup: str, source: str, route: str, order: CanonicalOrder) -> Accepted:
+        submission = {
+            "dedup_key": dedup,
+            "source": source,
+            "route": route,
+            "order": order.model_dump(mode="json", exclude_none=True),
+        }
+        self._local.created = None
+        try:
+            result = self._accept_once(submission=submission)
+        except IdempotencyAlreadyInProgressError:
+            raise IntakeRejectedError(
+                409,
+                "DUPLICATE_IN_PROGRESS",
+                "the same order is being accepted right now; retry shortly",
+            ) from None
+        created = getattr(self._local, "created", None)
+        self._local.created = None
+        return Accepted(tracking_id=result["tracking_id"], duplicate=result["tracking_id"] != created)
+
+    def _accept(self, submission: dict[str, Any]) -> dict[str, Any]:
+        tracking_id = new_tracking_id()
+        event = OrderEvent(
+            tracking_id=tracking_id,
+            source=submission["source"],
+            route=submission["route"],
+            order=CanonicalOrder.model_validate(submission["order"]),
+        )
+        cfg = self._config()
+        route = cfg.routes[event.route]
+        self.outcomes.record_received(
+            tracking_id=tracking_id,
+            destinations=[
+                (d.destination, cfg.destinations[d.destination].provider) for d in route.destinations
+            ],
+            source=event.source,
+            route=event.route,
+            external_order_id=event.order.external_order_id,
+        )
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=event.model_dump_json(exclude_none=True))
+        logger.info("order accepted", extra={"tracking_id": tracking_id, "source": event.source})
+        self._local.created = tracking_id
+        return {"tracking_id": tracking_id}
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _config(self) -> OrderbridgeConfig:
+        try:
+            return self.config.load()
+        except ConfigurationError:
+            logger.exception("configuration unavailable")
+            raise
+
+    def _signing_secrets(self, secret_id: str) -> list[str]:
+        try:
+            value = self.credentials.get(secret_id)
+        except CredentialsError:
+            logger.exception("webhook signing secret unavailable")
+            raise
+        secrets = value.get("secrets") or [value.get("secret") or value.get("token")]
+        return [str(s) for s in secrets if s]
+
+    def _check_size(self, body: bytes) -> None:
+        if len(body) > self.max_body_bytes:
+            raise IntakeRejectedError(413, "BODY_TOO_LARGE", f"the body exceeds {self.max_body_bytes} bytes")
+
+    @staticmethod
+    def _text(body: bytes) -> str:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise IntakeRejectedError(400, "MALFORMED_BODY", "the body is not UTF-8") from None
+
+    @staticmethod
+    def _json(text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise IntakeRejectedError(400, "MALFORMED_BODY", "the body is not valid JSON") from None
+
+    @staticmethod
+    def _validate(raw: dict[str, Any], rename: Any = None) -> CanonicalOrder:
+        try:
+            return CanonicalOrder.model_validate(raw)
+        except ValidationError as exc:
+            fields = field_errors(exc)
+            if rename is not None:
+                for f in fields:
+                    f["field"] = rename(f["field"])
+            raise IntakeRejectedError(
+                422, "VALIDATION_FAILED", "the order has invalid fields", fields
+            ) from None
+
+
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for k, v in headers.items():
+        if k.lower() == name:
+            return v
+    return None

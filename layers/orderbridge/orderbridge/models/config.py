@@ -1,0 +1,83 @@
+"""The configuration document: routes, destinations, forms and webhook sources.
+
+It lives in S3 (one JSON document), not in code, so an operator changes a route without a deploy.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Destination(_Config):
+    """One provider account orders can go to."""
+
+    provider: Name
+    secret_id: str = Field(description="Secrets Manager id of the account's credentials (JSON).")
+    base_url: AnyHttpUrl | None = Field(default=None, description="Override, e.g. a sandbox.")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Provider-specific, e.g. store_hash.")
+
+
+class RouteDestination(_Config):
+    destination: Name
+    catalog: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="SKU -> provider product reference for this destination."
+    )
+
+
+class Route(_Config):
+    """Which destinations an order goes to."""
+
+    destinations: list[RouteDestination] = Field(min_length=1)
+
+
+class FormConfig(_Config):
+    """A public storefront form, identified by its form key."""
+
+    route: Name
+    source: Name
+    allowed_origins: list[str] = Field(default_factory=list)
+
+
+class WebhookSource(_Config):
+    """A storefront platform that pushes signed order events."""
+
+    scheme: Literal["standard", "shopify"]
+    payload: Literal["canonical", "shopify"]
+    route: Name
+    secret_id: str = Field(description='Secrets Manager id; JSON {"secrets": [...]} or a plain string.')
+
+
+class OrderbridgeConfig(_Config):
+    destinations: dict[Name, Destination]
+    routes: dict[Name, Route]
+    forms: dict[Annotated[str, StringConstraints(pattern=r"^fk_[A-Za-z0-9]{8,64}$")], FormConfig] = Field(
+        default_factory=dict
+    )
+    webhooks: dict[Name, WebhookSource] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> OrderbridgeConfig:
+        problems: list[str] = []
+        for name, route in self.routes.items():
+            problems += [
+                f"route {name!r} names unknown destination {rd.destination!r}"
+                for rd in route.destinations
+                if rd.destination not in self.destinations
+            ]
+        for key, form in self.forms.items():
+            if form.route not in self.routes:
+                problems.append(f"form {key!r} names unknown route {form.route!r}")
+        for name, hook in self.webhooks.items():
+            if hook.route not in self.routes:
+                problems.append(f"webhook source {name!r} names unknown route {hook.route!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

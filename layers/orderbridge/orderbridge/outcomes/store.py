@@ -1,0 +1,376 @@
+"""DynamoDB outcome table access.
+
+Keys: `tracking_id` (hash) + `destination` (range). Indexes: `by-source-ref`
+(`source_ref` = source#external_order_id) and `by-status` (`status`, `updated_at`).
+Conditional writes make the table the dispatcher's idempotency ledger: a delivery is claimed
+(IN_FLIGHT with a lease) before any provider call, and a final status is never overwritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from orderbridge import clients
+from orderbridge.exceptions import DeliveryRetryableError
+from orderbridge.models.outcome import Outcome, OutcomeStatus
+
+BY_SOURCE_REF_INDEX = "by-source-ref"
+BY_STATUS_INDEX = "by-status"
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+# A dead-lettered delivery is reopened when an operator redrives it.
+_REOPENABLE = (
+    OutcomeStatus.RECEIVED.value,
+    OutcomeStatus.FAILED_RETRYABLE.value,
+    OutcomeStatus.DEAD_LETTERED.value,
+)
+_CLOSED = frozenset({OutcomeStatus.SUCCEEDED, OutcomeStatus.FAILED_PERMANENT})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_ddb(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in value.items() if v is not None}
+
+
+def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+def source_ref(source: str | None, external_order_id: str | None) -> str | None:
+    return f"{source}#{external_order_id}" if source and external_order_id else None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of claiming a delivery for an attempt."""
+
+    attempt: int
+    prior_status: OutcomeStatus | None
+    prior_unknown_result: bool
+    final: Outcome | None = None  # set when the delivery was already finished: nothing to do
+
+    @property
+    def may_exist(self) -> bool:
+        """An earlier attempt ended without an answer (timeout, dropped connection, crash)."""
+        return self.prior_unknown_result or self.prior_status is OutcomeStatus.IN_FLIGHT
+
+    @property
+    def needs_reconcile(self) -> bool:
+        """Look before sending: cheap insurance on any retry, required when `may_exist`."""
+        return self.may_exist or self.attempt > 1
+
+
+class OutcomeStore:
+    """Reads and writes outcome records."""
+
+    def __init__(self, *, table_name: str, ttl_days: int = 400, dynamodb_client: Any = None) -> None:
+        self.table_name = table_name
+        self._ttl = timedelta(days=ttl_days)
+        self._ddb = dynamodb_client or clients.client("dynamodb")
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def record_received(
+        self,
+        *,
+        tracking_id: str,
+        destinations: list[tuple[str, str]],
+        source: str,
+        route: str,
+        external_order_id: str | None,
+    ) -> None:
+        """Write one RECEIVED record per (destination, provider); existing records are kept."""
+        now = _now()
+        for destination, provider in destinations:
+            item = self._base_item(tracking_id, destination, now) | {
+                "status": OutcomeStatus.RECEIVED.value,
+                "provider": provider,
+                "route": route,
+                "source": source,
+                "external_order_id": external_order_id,
+                "source_ref": source_ref(source, external_order_id),
+                "attempts": 0,
+                "history": [self._entry(now, OutcomeStatus.RECEIVED, 0)],
+            }
+            try:
+                self._ddb.put_item(
+                    TableName=self.table_name,
+                    Item=_to_ddb(item),
+                    ConditionExpression="attribute_not_exists(tracking_id)",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    def claim(
+        self,
+        *,
+        tracking_id: str,
+        destination: str,
+        provider: str,
+        route: str,
+        source: str,
+        external_order_id: str | None,
+        lease_seconds: int,
+    ) -> Claim:
+        """Mark the delivery IN_FLIGHT for one attempt, or say why it must not be attempted."""
+        now = _now()
+        values = {
+            ":inflight": OutcomeStatus.IN_FLIGHT.value,
+            ":received": _REOPENABLE[0],
+            ":retryable": _REOPENABLE[1],
+            ":dead": _REOPENABLE[2],
+            ":now": now.isoformat(),
+            ":lease": (now + timedelta(seconds=lease_seconds)).isoformat(),
+            ":zero": 0,
+            ":one": 1,
+            ":provider": provider,
+            ":route": route,
+            ":source": source,
+            ":empty": [],
+            ":expires": int((now + self._ttl).timestamp()),
+        }
+        sets = [
+            "#s = :inflight",
+            "attempts = if_not_exists(attempts, :zero) + :one",
+            "lease_until = :lease",
+            "updated_at = :now",
+            "created_at = if_not_exists(created_at, :now)",
+            "provider = :provider",
+            "#r = :route",
+            "#src = :source",
+            "expires_at = :expires",
+            "history = list_append(if_not_exists(history, :empty), :entry)",
+        ]
+        ref = source_ref(source, external_order_id)
+        if ref:
+            sets += ["external_order_id = :ext", "source_ref = :ref"]
+            values |= {":ext": external_order_id, ":ref": ref}
+        try:
+            old = self._ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_ddb({"tracking_id": tracking_id, "destination": destination}),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=(
+                    "attribute_not_exists(tracking_id) OR #s IN (:received, :retryable, :dead) "
+                    "OR (#s = :inflight AND lease_until < :now)"
+                ),
+                ExpressionAttributeNames={"#s": "status", "#r": "route", "#src": "source"},
+                ExpressionAttributeValues=_to_ddb(values)
+                | {
+                    ":entry": {"L": [{"M": _to_ddb(self._entry(now, OutcomeStatus.IN_FLIGHT, 0, "claimed"))}]}
+                },
+                ReturnValues="ALL_OLD",
+            ).get("Attributes")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            current = self.get_one(tracking_id, destination)
+            if current is not None and current.status in _CLOSED:
+                return Claim(
+                    attempt=current.attempts,
+                    prior_status=current.status,
+                    prior_unknown_result=current.unknown_result,
+                    final=current,
+                )
+            raise DeliveryRetryableError(
+                f"delivery {tracking_id}/{destination} is in flight in another worker"
+            ) from exc
+        prior = _from_ddb(old) if old else {}
+        attempt = int(prior.get("attempts", 0)) + 1
+        return Claim(
+            attempt=attempt,
+            prior_status=OutcomeStatus(prior["status"]) if "status" in prior else None,
+            prior_unknown_result=bool(prior.get("unknown_result", False)),
+        )
+
+    def finish(
+        self,
+        *,
+        tracking_id: str,
+        destination: str,
+        attempt: int,
+        status: OutcomeStatus,
+        http_status: int | None = None,
+        provider_order_id: str | None = None,
+        provider_reference: str | None = None,
+        redirect_url: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        unknown_result: bool = False,
+        note: str | None = None,
+    ) -> bool:
+        """Record an attempt's result. Returns False if another worker has since taken over."""
+        now = _now()
+        fields: dict[str, Any] = {
+            "#s": status.value,
+            "updated_at": now.isoformat(),
+            "http_status": http_status,
+            "provider_order_id": provider_order_id,
+            "provider_reference": provider_reference,
+            "redirect_url": redirect_url,
+            "error_code": error_code,
+            "error_message": (error_message or "")[:1000] or None,
+            "unknown_result": unknown_result,
+        }
+        sets, removes, values = [], ["lease_until"], {}
+        for i, (name, value) in enumerate(fields.items()):
+            if value is None:
+                if name in {"error_code", "error_message", "http_status"}:
+                    removes.append(name)
+                continue
+            sets.append(f"{name} = :v{i}")
+            values[f":v{i}"] = value
+        sets.append("history = list_append(if_not_exists(history, :empty), :entry)")
+        entry = self._entry(now, status, attempt, note or error_message, http_status, error_code)
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_ddb({"tracking_id": tracking_id, "destination": destination}),
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
+                ConditionExpression="#s = :inflight AND attempts = :attempt",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_to_ddb(
+                    values
+                    | {
+                        ":inflight": OutcomeStatus.IN_FLIGHT.value,
+                        ":attempt": attempt,
+                        ":empty": [],
+                    }
+                )
+                | {":entry": {"L": [{"M": _to_ddb(entry)}]}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def mark_dead_lettered(self, *, tracking_id: str, destination: str, attempt: int, reason: str) -> None:
+        """The record ran out of tries and goes to the dead-letter queue."""
+        self.finish(
+            tracking_id=tracking_id,
+            destination=destination,
+            attempt=attempt,
+            status=OutcomeStatus.DEAD_LETTERED,
+            error_code="RETRIES_EXHAUSTED",
+            error_message=reason,
+        )
+
+    def record_rejected(
+        self,
+        *,
+        tracking_id: str,
+        destination: str,
+        source: str | None,
+        error_code: str,
+        message: str,
+    ) -> None:
+        """A message that never became a delivery (malformed, unknown route): recorded, not retried."""
+        now = _now()
+        item = self._base_item(tracking_id, destination, now) | {
+            "status": OutcomeStatus.FAILED_PERMANENT.value,
+            "source": source,
+            "attempts": 1,
+            "error_code": error_code,
+            "error_message": message[:1000],
+            "history": [self._entry(now, OutcomeStatus.FAILED_PERMANENT, 1, message[:200], None, error_code)],
+        }
+        try:
+            self._ddb.put_item(
+                TableName=self.table_name,
+                Item=_to_ddb(item),
+                ConditionExpression="attribute_not_exists(tracking_id) OR #s <> :ok",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":ok": {"S": OutcomeStatus.SUCCEEDED.value}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def get(self, tracking_id: str) -> list[Outcome]:
+        """All destinations of one order (strongly consistent)."""
+        items = self._ddb.query(
+            TableName=self.table_name,
+            KeyConditionExpression="tracking_id = :t",
+            ExpressionAttributeValues={":t": {"S": tracking_id}},
+            ConsistentRead=True,
+        )["Items"]
+        return [Outcome.model_validate(_from_ddb(i)) for i in items]
+
+    def get_one(self, tracking_id: str, destination: str) -> Outcome | None:
+        item = self._ddb.get_item(
+            TableName=self.table_name,
+            Key=_to_ddb({"tracking_id": tracking_id, "destination": destination}),
+            ConsistentRead=True,
+        ).get("Item")
+        return Outcome.model_validate(_from_ddb(item)) if item else None
+
+    def find_by_source_ref(self, source: str, external_order_id: str) -> list[Outcome]:
+        items = self._ddb.query(
+            TableName=self.table_name,
+            IndexName=BY_SOURCE_REF_INDEX,
+            KeyConditionExpression="source_ref = :r",
+            ExpressionAttributeValues={":r": {"S": f"{source}#{external_order_id}"}},
+        )["Items"]
+        return [Outcome.model_validate(_from_ddb(i)) for i in items]
+
+    def list_by_status(
+        self, status: OutcomeStatus, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Outcome]:
+        lo = (since or datetime(2000, 1, 1, tzinfo=UTC)).isoformat()
+        hi = (until or datetime(9999, 1, 1, tzinfo=UTC)).isoformat()
+        out: list[Outcome] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BY_STATUS_INDEX,
+            "KeyConditionExpression": "#s = :s AND updated_at BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": _to_ddb({":s": status.value, ":lo": lo, ":hi": hi}),
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            out += [Outcome.model_validate(_from_ddb(i)) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _base_item(self, tracking_id: str, destination: str, now: datetime) -> dict[str, Any]:
+        return {
+            "tracking_id": tracking_id,
+            "destination": destination,
+            "created_at": now.isoformat(),
+            "updated_at": now.isoformat(),
+            "expires_at": int((now + self._ttl).timestamp()),
+        }
+
+    @staticmethod
+    def _entry(
+        at: datetime,
+        status: OutcomeStatus,
+        attempt: int,
+        note: str | None = None,
+        http_status: int | None = None,
+        error_code: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "at": at.isoformat(),
+            "status": status.value,
+            "attempt": attempt,
+            "note": (note or "")[:200] or None,
+            "http_status": http_status,
+            "error_code": error_code,
+        }

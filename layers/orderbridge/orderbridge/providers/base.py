@@ -1,0 +1,142 @@
+"""The provider interface.
+
+An adapter only translates: canonical order -> HTTP request, HTTP response -> `ProviderResult`.
+Sending, timeouts, credential refresh and retries belong to the dispatcher, so every provider
+gets them the same way.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import requests
+
+from orderbridge.models.config import Destination
+from orderbridge.models.order import CanonicalOrder
+
+
+class ResultKind(StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    RETRYABLE = "RETRYABLE"
+    PERMANENT = "PERMANENT"
+    AUTH = "AUTH"  # credentials refused: refresh once, then permanent
+    NOT_FOUND = "NOT_FOUND"  # a lookup found no order
+
+
+@dataclass(frozen=True)
+class RateLimitInfo:
+    remaining: int | None = None
+    quota: int | None = None
+    reset_seconds: float | None = None
+    window_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    kind: ResultKind
+    http_status: int | None = None
+    provider_order_id: str | None = None
+    provider_reference: str | None = None
+    redirect_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    rate_limit: RateLimitInfo | None = None
+    unknown_result: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One order going to one destination."""
+
+    tracking_id: str
+    destination_id: str
+    destination: Destination
+    order: CanonicalOrder
+    source: str
+    catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        """The external reference the provider stores: stable for the life of the delivery."""
+        return self.tracking_id
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    method: str
+    url: str
+    json: Any = None
+    params: dict[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Provider(ABC):
+    """Base class for provider adapters. Subclasses are registered in `registry.py`."""
+
+    name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    supports_lookup: ClassVar[bool] = False
+
+    def __init__(self, *, destination: Destination) -> None:
+        self.destination = destination
+        self.base_url = str(destination.base_url or self.default_base_url).rstrip("/")
+
+    @abstractmethod
+    def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
+        """Headers that authenticate a call. Raise CredentialsError if a field is missing."""
+
+    @abstractmethod
+    def build_create(self, delivery: Delivery) -> ProviderRequest:
+        """The create-order request. Raise RequestRejectedError for what the provider would refuse."""
+
+    @abstractmethod
+    def parse_create(self, response: requests.Response) -> ProviderResult:
+        """Classify the provider's answer to a create-order call."""
+
+    def build_lookup(self, delivery: Delivery) -> ProviderRequest | None:
+        """A request that finds an order previously created for this delivery, if possible."""
+        return None
+
+    def parse_lookup(self, response: requests.Response) -> ProviderResult:
+        """SUCCEEDED with the order id if the lookup found it, NOT_FOUND if it did not."""
+        raise NotImplementedError
+
+    # --- helpers for subclasses -----------------------------------------------------------------
+
+    @staticmethod
+    def classify_status(status: int) -> ResultKind:
+        if 200 <= status < 300:
+            return ResultKind.SUCCEEDED
+        if status in (401, 403):
+            return ResultKind.AUTH
+        if status in (408, 409, 425, 429) or status >= 500:
+            return ResultKind.RETRYABLE
+        return ResultKind.PERMANENT
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After style header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def safe_json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,31 @@
+"""Which adapter serves which provider name. Adding a provider adds one line here.
+
+Entries are import paths so a function only imports the adapters it uses (cold start).
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from orderbridge.exceptions import UnknownProviderError
+from orderbridge.providers.base import Provider
+
+PROVIDERS: dict[str, str] = {
+    "bigcommerce": "orderbridge.providers.bigcommerce:BigCommerceProvider",
+}
+
+
+def registered_providers() -> list[str]:
+    return sorted(PROVIDERS)
+
+
+@cache
+def get_provider_class(name: str) -> type[Provider]:
+    try:
+        module_name, _, class_name = PROVIDERS[name].partition(":")
+    except KeyError:
+        raise UnknownProviderError(f"no adapter registered for provider {name!r}") from None
+    cls = getattr(importlib.import_module(module_name), class_name)
+    assert issubclass(cls, Provider)
+    return cls

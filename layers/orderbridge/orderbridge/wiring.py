@@ -1,0 +1,75 @@
+"""Building the services from environment variables (the names live in `constants`).
+
+The Lambda functions call these once per execution environment, at import time, so clients
+and caches survive across invocations.
+"""
+
+from __future__ import annotations
+
+import os
+
+from orderbridge import clients, constants
+from orderbridge.config import ConfigStore
+from orderbridge.credentials import CredentialStore
+from orderbridge.dispatch import Dispatcher, DispatcherSettings
+from orderbridge.intake import IntakeService
+from orderbridge.outcomes import OutcomeStore
+
+
+def _env(name: str, default: object = None) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        if default is None:
+            raise KeyError(f"environment variable {name} is required")
+        return str(default)
+    return value
+
+
+def config_store() -> ConfigStore:
+    return ConfigStore(
+        bucket=_env(constants.CONFIG_BUCKET_ENV),
+        key=_env(constants.CONFIG_KEY_ENV, constants.CONFIG_KEY_DEFAULT),
+        max_age=int(_env(constants.CONFIG_MAX_AGE_ENV, constants.CONFIG_MAX_AGE_DEFAULT)),
+    )
+
+
+def credential_store() -> CredentialStore:
+    return CredentialStore(max_age=int(_env(constants.SECRET_MAX_AGE_ENV, constants.SECRET_MAX_AGE_DEFAULT)))
+
+
+def outcome_store() -> OutcomeStore:
+    return OutcomeStore(
+        table_name=_env(constants.OUTCOME_TABLE_ENV),
+        ttl_days=int(_env(constants.OUTCOME_TTL_DAYS_ENV, constants.OUTCOME_TTL_DAYS_DEFAULT)),
+    )
+
+
+def intake_service() -> IntakeService:
+    return IntakeService(
+        config=config_store(),
+        outcomes=outcome_store(),
+        credentials=credential_store(),
+        sqs_client=clients.client("sqs"),
+        queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
+        idempotency_table=_env(constants.IDEMPOTENCY_TABLE_ENV),
+        dynamodb_client=clients.client("dynamodb"),
+        webhook_tolerance=int(_env(constants.WEBHOOK_TOLERANCE_ENV, constants.WEBHOOK_TOLERANCE_DEFAULT)),
+        max_body_bytes=int(_env(constants.MAX_BODY_BYTES_ENV, constants.MAX_BODY_BYTES_DEFAULT)),
+    )
+
+
+def dispatcher() -> Dispatcher:
+    return Dispatcher(
+        config=config_store(),
+        outcomes=outcome_store(),
+        credentials=credential_store(),
+        sqs_client=clients.client("sqs"),
+        queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
+        settings=DispatcherSettings(
+            max_receive_count=int(_env(constants.MAX_RECEIVE_COUNT_ENV, constants.MAX_RECEIVE_COUNT_DEFAULT)),
+            retry_base_delay=float(_env(constants.RETRY_BASE_DELAY_ENV, constants.RETRY_BASE_DELAY_DEFAULT)),
+            retry_max_delay=float(_env(constants.RETRY_MAX_DELAY_ENV, constants.RETRY_MAX_DELAY_DEFAULT)),
+            lease_seconds=int(_env(constants.LEASE_SECONDS_ENV, constants.LEASE_SECONDS_DEFAULT)),
+            provider_timeout=float(_env(constants.PROVIDER_TIMEOUT_ENV, constants.PROVIDER_TIMEOUT_DEFAULT)),
+        ),
+    )

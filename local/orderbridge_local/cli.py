@@ -1,0 +1,63 @@
+"""`orderbridge-local`: bring the system up on this machine, or run the demo through it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+
+from rich.console import Console
+from rich.table import Table
+
+from orderbridge_local.demo import run_demo
+from orderbridge_local.system import LocalSystem, Settings
+
+
+def _print_endpoints(system: LocalSystem, console: Console) -> None:
+    table = Table(title="orderbridge local run")
+    table.add_column("what")
+    table.add_column("where")
+    for name, url in system.endpoints().items():
+        table.add_row(name, url)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orderbridge-local", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the local system until Ctrl-C and print its endpoints")
+    up.add_argument("--api-port", type=int, default=3000, help="intake API port (default 3000)")
+    up.add_argument("--sandbox-port", type=int, default=4010, help="provider sandboxes port (default 4010)")
+    up.add_argument("--moto-port", type=int, default=5000, help="moto server port (default 5000)")
+    up.add_argument("--workers", type=int, default=2, help="concurrent dispatcher instances")
+    demo = sub.add_parser("demo", help="start the system, send every sample in events/, print outcomes")
+    demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each outcome")
+    args = parser.parse_args(argv)
+    console = Console()
+
+    if args.command == "up":
+        settings = Settings(
+            api_port=args.api_port,
+            sandbox_port=args.sandbox_port,
+            moto_port=args.moto_port,
+            workers=args.workers,
+        )
+        with LocalSystem(settings) as system:
+            _print_endpoints(system, console)
+            console.print("Ready. Ctrl-C to stop.")
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+        return 0
+
+    with LocalSystem(Settings(workers=2, visibility_timeout=10, max_receive_count=3)) as system:
+        _print_endpoints(system, console)
+        rows = run_demo(system, timeout=args.timeout, console=console)
+    return 0 if rows and all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

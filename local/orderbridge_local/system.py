@@ -1,0 +1,233 @@
+"""The whole system on one machine: moto's server, the sandboxes, the real handlers.
+
+Resources come from `template.yaml` itself (so the local run cannot drift from what deploys),
+configuration and secrets from `config/`, and the functions are the real `functions/*/app.py`
+modules, invoked the way API Gateway and SQS's event source mapping invoke them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+from orderbridge_local.apigw import LocalApi
+from orderbridge_local.poller import QueuePoller
+from orderbridge_local.template_resources import LocalResources, create_resources, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "orderbridge-local"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load_function(name: str, root: Path = ROOT) -> ModuleType:
+    """Import `functions/<name>/app.py` as Lambda would, under a unique module name."""
+    path = root / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"orderbridge_function_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Settings:
+    """Knobs of the local run. Defaults are the deployed defaults, except for speed where noted."""
+
+    api_port: int = 0
+    sandbox_port: int = 0
+    moto_port: int = 0
+    workers: int = 1
+    start_poller: bool = True
+    retry_base_delay: float = 2.0  # deployed: 30 s
+    retry_max_delay: float = 30.0  # deployed: 900 s
+    max_receive_count: int | None = None  # None: the template's default
+    visibility_timeout: int | None = None  # None: the template's value
+    provider_timeout: float = 5.0
+    lease_seconds: int | None = None
+
+
+class LocalSystem:
+    """Start with `start()` (or as a context manager); `stop()` tears it down."""
+
+    def __init__(self, settings: Settings | None = None, *, root: Path = ROOT) -> None:
+        self.settings = settings or Settings()
+        self.root = root
+        self.moto: ThreadedMotoServer | None = None
+        self.sandbox: Any = None
+        self.api: LocalApi | None = None
+        self.poller: QueuePoller | None = None
+        self.resources: LocalResources | None = None
+        self.intake: ModuleType | None = None
+        self.dispatcher: ModuleType | None = None
+        self.secrets: dict[str, Any] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> LocalSystem:
+        s = self.settings
+        moto_port = s.moto_port or free_port()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self.moto.start()
+        self.moto_url = f"http://127.0.0.1:{moto_port}"
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.moto_url,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        from orderbridge import clients, constants
+
+        self.sandbox = self._start_sandboxes()
+        self.secrets = {
+            k: v
+            for k, v in json.loads((self.root / "config" / "local-secrets.json").read_text()).items()
+            if not k.startswith("_")
+        }
+        overrides = {"MaxReceiveCount": str(s.max_receive_count)} if s.max_receive_count else {}
+        self.resources = create_resources(
+            template=load_template(self.root / "template.yaml"),
+            prefix=PREFIX,
+            dynamodb=clients.client("dynamodb"),
+            sqs=clients.client("sqs"),
+            s3=clients.client("s3"),
+            secretsmanager=clients.client("secretsmanager"),
+            secret_values={k: json.dumps(v) for k, v in self.secrets.items()},
+            parameter_overrides=overrides,
+        )
+        env = self.resources.environment()
+        os.environ.update(env)
+        if s.visibility_timeout is not None:
+            clients.client("sqs").set_queue_attributes(
+                QueueUrl=self.queue_url, Attributes={"VisibilityTimeout": str(s.visibility_timeout)}
+            )
+        os.environ.update(
+            {
+                constants.RETRY_BASE_DELAY_ENV: str(s.retry_base_delay),
+                constants.RETRY_MAX_DELAY_ENV: str(s.retry_max_delay),
+                constants.PROVIDER_TIMEOUT_ENV: str(s.provider_timeout),
+                constants.CONFIG_MAX_AGE_ENV: "1",
+            }
+        )
+        if s.lease_seconds is not None:
+            os.environ[constants.LEASE_SECONDS_ENV] = str(s.lease_seconds)
+        self.upload_config()
+        self.intake = load_function("intake", self.root)
+        self.dispatcher = load_function("dispatcher", self.root)
+        self.api = LocalApi(
+            handler=self.intake.lambda_handler, function_name="IntakeFunction", port=s.api_port
+        ).start()
+        self.poller = QueuePoller(
+            sqs=clients.client("sqs"),
+            queue_url=self.queue_url,
+            queue_arn=self.resources.queue_arns["OrderQueue"],
+            handler=self.dispatcher.lambda_handler,
+            function_name="DispatcherFunction",
+            workers=s.workers,
+        )
+        if s.start_poller:
+            self.poller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+        if self.api is not None:
+            self.api.shutdown()
+        if self.sandbox is not None:
+            self.sandbox.shutdown()
+        if self.moto is not None:
+            self.moto.stop()
+
+    def __enter__(self) -> LocalSystem:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- pieces ----------------------------------------------------------------------------------
+
+    def _start_sandboxes(self) -> Any:
+        from orderbridge_sandboxes import load_config, serve
+
+        config = load_config(self.root / "config" / "sandboxes.json")
+        return serve(config, port=self.settings.sandbox_port)
+
+    def upload_config(self, document: dict[str, Any] | None = None) -> None:
+        """Put the configuration document (default `config/local.json`) where the functions read it."""
+        from orderbridge import clients, constants
+
+        text = (
+            json.dumps(document)
+            if document is not None
+            else (self.root / "config" / "local.json").read_text()
+        )
+        text = text.replace("${SANDBOX_URL}", self.sandbox.url)
+        clients.client("s3").put_object(
+            Bucket=os.environ[constants.CONFIG_BUCKET_ENV],
+            Key=os.environ.get(constants.CONFIG_KEY_ENV, constants.CONFIG_KEY_DEFAULT),
+            Body=text.encode(),
+        )
+
+    def local_config(self) -> dict[str, Any]:
+        return json.loads((self.root / "config" / "local.json").read_text())
+
+    # --- handy views -----------------------------------------------------------------------------
+
+    @property
+    def queue_url(self) -> str:
+        assert self.resources is not None
+        return self.resources.queues["OrderQueue"]
+
+    @property
+    def dlq_url(self) -> str:
+        assert self.resources is not None
+        return self.resources.queues["OrderDeadLetterQueue"]
+
+    def endpoints(self) -> dict[str, str]:
+        assert self.api is not None and self.resources is not None
+        return {
+            "intake API": self.api.url,
+            "form endpoint": f"{self.api.url}/forms/<form_key>",
+            "webhook endpoint": f"{self.api.url}/webhooks/<source>",
+            "status endpoint": f"{self.api.url}/orders/<tracking_id>",
+            "provider sandboxes": self.sandbox.url,
+            "moto server (AWS_ENDPOINT_URL)": self.moto_url,
+            "order queue": self.queue_url,
+            "dead-letter queue": self.dlq_url,
+            "outcome table": self.resources.tables["OutcomeTable"],
+        }
+
+    def wait_for(self, tracking_id: str, *, final: bool = True, timeout: float = 30.0) -> list[Any]:
+        """Poll the outcome table until every destination of the order is final (or timeout)."""
+        from orderbridge import wiring
+        from orderbridge.models.outcome import FINAL_STATUSES
+
+        store = wiring.outcome_store()
+        deadline = time.monotonic() + timeout
+        outcomes: list[Any] = []
+        while time.monotonic() < deadline:
+            outcomes = store.get(tracking_id)
+            if outcomes and (not final or all(o.status in FINAL_STATUSES for o in outcomes)):
+                return outcomes
+            time.sleep(0.1)
+        return outcomes

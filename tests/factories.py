@@ -1,0 +1,66 @@
+"""Canonical orders and deliveries for tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from orderbridge.models.config import Destination
+from orderbridge.models.event import new_tracking_id
+from orderbridge.models.order import CanonicalOrder
+from orderbridge.providers.base import Delivery
+
+ORDER: dict[str, Any] = {
+    "external_order_id": "SHOP-1001",
+    "currency": "USD",
+    "buyer": {
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "ip_address": "203.0.113.9",
+    },
+    "billing_address": {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "address1": "12 Analytical Row",
+        "city": "London",
+        "zip": "N1 9GU",
+        "country": "GB",
+    },
+    "lines": [
+        {"sku": "TEE-BLUE-M", "quantity": 2},
+        {"name": "Engraving", "quantity": 1, "unit_price": "7.50"},
+    ],
+    "notes": "Leave at the door",
+    "shipping_total": "4.95",
+}
+
+CATALOG = {"TEE-BLUE-M": {"product_id": 111, "variant_id": 77}, "MUG-001": {"product_id": 112}}
+
+
+def order(**changes: Any) -> CanonicalOrder:
+    data = copy.deepcopy(ORDER)
+    data.update(changes)
+    return CanonicalOrder.model_validate(data)
+
+
+def delivery(
+    order_: CanonicalOrder | None = None,
+    *,
+    provider: str = "bigcommerce",
+    settings: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+) -> Delivery:
+    return Delivery(
+        tracking_id=new_tracking_id(),
+        destination_id="bc-test",
+        destination=Destination(
+            provider=provider,
+            secret_id="orderbridge/providers/test",
+            base_url="http://sandbox.invalid/bigcommerce",
+            settings=settings if settings is not None else {"store_hash": "abc123"},
+        ),
+        order=order_ or order(),
+        source="test",
+        catalog=CATALOG if catalog is None else catalog,
+    )
