@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
@@ -41,6 +42,7 @@ from orderbridge.providers.base import (
 from orderbridge.providers.registry import get_provider_class
 
 logger = Logger(child=True)
+metrics = Metrics()  # the process-wide instance; the handler's log_metrics flushes it
 
 _NO_DESTINATION = "-"
 
@@ -274,8 +276,12 @@ class Dispatcher:
                 error_message=result.error_message,
             )
             logger.warning("delivery failed permanently", extra=log | {"error_code": result.error_code})
+            metrics.add_metric(name="DeliveriesFailedPermanent", unit=MetricUnit.Count, value=1)
             return _Verdict(done=True)
         status = OutcomeStatus.DEAD_LETTERED if last_try else OutcomeStatus.FAILED_RETRYABLE
+        metrics.add_metric(
+            name="DeliveriesDeadLettered" if last_try else "DeliveriesRetried", unit=MetricUnit.Count, value=1
+        )
         self.outcomes.finish(
             **common,
             status=status,

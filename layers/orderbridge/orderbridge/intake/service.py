@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -39,6 +40,7 @@ from orderbridge.models.outcome import OutcomeStatus
 from orderbridge.outcomes import OutcomeStore
 
 logger = Logger(child=True)
+metrics = Metrics()
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -267,6 +269,7 @@ class IntakeService:
         )
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=event.model_dump_json(exclude_none=True))
         logger.info("order accepted", extra={"tracking_id": tracking_id, "source": event.source})
+        metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
         self._local.created = tracking_id
         return {"tracking_id": tracking_id}
 
