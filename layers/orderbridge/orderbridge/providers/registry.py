@@ -13,6 +13,9 @@ from orderbridge.providers.base import Provider
 
 PROVIDERS: dict[str, str] = {
     "bigcommerce": "orderbridge.providers.bigcommerce:BigCommerceProvider",
+    "komerza": "orderbridge.providers.komerza:KomerzaProvider",
+    "threekit": "orderbridge.providers.threekit:ThreekitProvider",
+    "lana": "orderbridge.providers.lana:LanaProvider",
 }
 
 

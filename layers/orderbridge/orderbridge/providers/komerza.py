@@ -1,0 +1,331 @@
+"""Komerza: `POST /stores/{store_id}/orders` with `Authorization: Bearer <api_key>`.
+
+The body names the payment method `gateway` (1..256) and needs `emailAddress` (<=256). An order is
+either `items[{productId, variantId, quantity}]` (the route's catalog gives the uuids) or, when the
+destination's settings say `mode: "cost"`, a product-less invoice for `cost` (0.01..1000000, the
+order's total) with no items. Every answer is the wrapper `{success, message, code, data}`: success
+is a 2xx *and* `success: true`, with the order at `data.id`; a 200 with `success: false` is an
+error. Errors keep the wrapper (`ValidationError`, `BadToken`, `RateLimited` with `Retry-After`).
+
+Reference on the wire: `metadata["orderbridge_tracking_id"]` = tracking id (Komerza allows 20 keys,
+key <= 40, value <= 500; the order's own metadata shares those limits).
+
+Residual risk: Komerza has no idempotency key and no documented search by metadata, so
+`supports_lookup` is False. When an attempt ends without a known result (a timeout after the
+request was sent), the dispatcher cannot tell whether the order exists and parks the delivery as
+NEEDS_REVIEW instead of re-sending; a person checks the Komerza dashboard for the tracking id.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+import requests
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.models.order import OrderLine
+from orderbridge.providers.base import (
+    Delivery,
+    Provider,
+    ProviderRequest,
+    ProviderResult,
+    ResultKind,
+    parse_retry_after,
+    safe_json,
+)
+
+REFERENCE_KEY = "orderbridge_tracking_id"
+AFFILIATE_KEY = "affiliate"
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+
+# Komerza `code`s that say something other than "this request is wrong", when they come with a 2xx.
+_CODE_KINDS = {
+    "RateLimited": ResultKind.RETRYABLE,
+    "BadToken": ResultKind.AUTH,
+    "Unauthorized": ResultKind.AUTH,
+    "Forbidden": ResultKind.AUTH,
+}
+
+_http_url = TypeAdapter(AnyHttpUrl)
+
+
+def _valid_url(value: str) -> str:
+    _http_url.validate_python(value)
+    return value  # sent as configured: pydantic's normalised form may differ (trailing slash)
+
+
+# --- the request, with Komerza's own limits -------------------------------------------------------
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KzItem(_Wire):
+    productId: UUID
+    variantId: UUID
+    quantity: Annotated[int, Field(ge=1)]
+
+
+class KzOrderCreate(_Wire):
+    emailAddress: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    gateway: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    items: list[KzItem] | None = None
+    cost: Annotated[float, Field(ge=0.01, le=1000000)] | None = None
+    sendReceipt: bool = True
+    couponCode: Annotated[str, StringConstraints(max_length=32)] | None = None
+    affiliateCode: Annotated[str, StringConstraints(max_length=256)] | None = None
+    returnUrl: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_valid_url)] | None = None
+    metadata: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY)],
+        Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE)],
+    ] = Field(max_length=MAX_METADATA_KEYS)
+    ipAddress: Annotated[str, StringConstraints(max_length=45)] | None = None
+    userAgent: Annotated[str, StringConstraints(max_length=512)] | None = None
+    countryCode: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+
+
+# --- the answers ---------------------------------------------------------------------------------
+
+
+class KzOrder(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: Annotated[str, StringConstraints(min_length=1)]
+
+
+class KzEnvelope(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    success: bool
+    message: str | None = None
+    code: str | None = None
+    data: Any = None
+
+
+class KomerzaProvider(Provider):
+    name: ClassVar[str] = "komerza"
+    default_base_url: ClassVar[str] = "https://api.komerza.com"
+    supports_lookup: ClassVar[bool] = False
+
+    @property
+    def _store_id(self) -> str:
+        store_id = self.destination.settings.get("store_id")
+        if not store_id or not isinstance(store_id, str):
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED", "komerza destination needs settings.store_id"
+            )
+        return store_id
+
+    @property
+    def _mode(self) -> Literal["items", "cost"]:
+        mode = self.destination.settings.get("mode", "items")
+        if mode not in ("items", "cost"):
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED",
+                f"komerza settings.mode must be 'items' or 'cost', not {mode!r}",
+            )
+        return mode
+
+    def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
+        key = credentials.get("api_key")
+        if not key:
+            raise CredentialsError("komerza secret needs an api_key field")
+        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+
+    def build_create(self, delivery: Delivery) -> ProviderRequest:
+        url = f"{self.base_url}/stores/{self._store_id}/orders"
+        self._checkout_url("")  # a broken template fails now, not after the order exists
+        try:
+            body = self._create_body(delivery)
+        except ValidationError as exc:
+            raise RequestRejectedError("PROVIDER_LIMIT", _first_error(exc)) from exc
+        return ProviderRequest(
+            method="POST",
+            url=url,
+            json=body.model_dump(mode="json", exclude_none=True),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def _create_body(self, delivery: Delivery) -> KzOrderCreate:
+        order = delivery.order
+        settings = self.destination.settings
+        gateway = order.payment_method or settings.get("gateway")
+        if not gateway:
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED",
+                "komerza needs a payment gateway: the order's payment_method or settings.gateway",
+            )
+        items: list[KzItem] | None = None
+        cost: float | None = None
+        if self._mode == "cost":
+            if order.total is None:
+                raise RequestRejectedError(
+                    "MISSING_TOTAL", "komerza cost mode charges the order's total, and this order has none"
+                )
+            cost = float(order.total)
+        else:
+            items = []
+            for index, line in enumerate(order.lines):
+                try:
+                    items.append(self._item(delivery, line))
+                except ValidationError as exc:
+                    raise RequestRejectedError(
+                        "PROVIDER_LIMIT", f"items.{index}.{_first_error(exc)}"
+                    ) from exc
+
+        metadata = dict(order.metadata)
+        metadata[REFERENCE_KEY] = delivery.reference
+        address = order.billing_address or order.shipping_address
+        return KzOrderCreate(
+            emailAddress=str(order.buyer.email),
+            gateway=gateway,
+            items=items,
+            cost=cost,
+            sendReceipt=settings.get("send_receipt", True),
+            couponCode=order.coupon,
+            affiliateCode=order.metadata.get(AFFILIATE_KEY) or None,
+            returnUrl=settings.get("return_url"),
+            metadata=metadata,
+            ipAddress=order.buyer.ip_address,
+            userAgent=order.buyer.user_agent,
+            countryCode=address.country if address else None,
+        )
+
+    @staticmethod
+    def _item(delivery: Delivery, line: OrderLine) -> KzItem:
+        if line.sku is None:
+            raise RequestRejectedError(
+                "CUSTOM_LINE_UNSUPPORTED",
+                f"komerza orders need catalog products; line {line.name!r} has no SKU "
+                "(use settings.mode 'cost' for product-less invoices)",
+            )
+        ref = delivery.catalog.get(line.sku)
+        if ref is None:
+            raise RequestRejectedError(
+                "UNKNOWN_SKU",
+                f"SKU {line.sku!r} is not in the route's catalog for {delivery.destination_id}",
+            )
+        product_id = ref.get("productId", ref.get("product_id"))
+        variant_id = ref.get("variantId", ref.get("variant_id"))
+        if product_id is None or variant_id is None:
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED",
+                f"catalog entry for SKU {line.sku!r} needs productId and variantId for komerza",
+            )
+        return KzItem(productId=product_id, variantId=variant_id, quantity=line.quantity)
+
+    def parse_create(self, response: requests.Response) -> ProviderResult:
+        kind = self.classify_status(response.status_code)
+        if kind is not ResultKind.SUCCEEDED:
+            return self._error(response, kind)
+        try:
+            envelope = KzEnvelope.model_validate(response.json())
+        except (ValueError, ValidationError):
+            return self._unknown(response)
+        if not envelope.success:
+            # HTTP 200 with `success: false`: Komerza refused; the code says how.
+            return self._error(response, _CODE_KINDS.get(envelope.code or "", ResultKind.PERMANENT))
+        try:
+            order = KzOrder.model_validate(envelope.data)
+        except ValidationError:
+            return self._unknown(response)
+        return self._result(
+            response,
+            ResultKind.SUCCEEDED,
+            provider_order_id=order.id,
+            redirect_url=self._checkout_url(order.id),
+        )
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _checkout_url(self, order_id: str) -> str | None:
+        """The hosted checkout page for the order, if `settings.checkout_url_template` is set."""
+        template = self.destination.settings.get("checkout_url_template")
+        if not template:
+            return None
+        try:
+            return str(template).format(order_id=order_id, store_id=self.destination.settings.get("store_id"))
+        except (AttributeError, KeyError, IndexError, ValueError) as exc:
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED",
+                "komerza settings.checkout_url_template may only use {order_id} and {store_id}",
+            ) from exc
+
+    def _unknown(self, response: requests.Response) -> ProviderResult:
+        return self._result(
+            response,
+            ResultKind.RETRYABLE,
+            "BAD_RESPONSE",
+            "2xx without success and an order id",
+            unknown_result=True,
+        )
+
+    def _error(self, response: requests.Response, kind: ResultKind) -> ProviderResult:
+        body = safe_json(response)
+        code = message = None
+        if isinstance(body, dict):
+            code = body.get("code") or None
+            message = body.get("message") or None
+            fields = _field_errors(body.get("errors") or body.get("data"))
+            if fields:
+                message = f"{message or 'invalid request'} ({fields})"
+        error_code = f"KOMERZA_{code}" if code else f"KOMERZA_{response.status_code}"
+        return self._result(response, kind, error_code, str(message or response.reason or "no message"))
+
+    @staticmethod
+    def _result(
+        response: requests.Response,
+        kind: ResultKind,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        *,
+        provider_order_id: str | None = None,
+        redirect_url: str | None = None,
+        unknown_result: bool = False,
+    ) -> ProviderResult:
+        return ProviderResult(
+            kind=kind,
+            http_status=response.status_code,
+            provider_order_id=provider_order_id,
+            redirect_url=redirect_url,
+            error_code=error_code,
+            error_message=error_message,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            unknown_result=unknown_result,
+        )
+
+
+def _field_errors(errors: Any) -> str:
+    """Field errors as `{field: [messages]}`, `[{field, message}]` or `[str]`, flattened."""
+    parts: list[str] = []
+    if isinstance(errors, dict):
+        for name, value in errors.items():
+            text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(f"{name}: {text}")
+    elif isinstance(errors, list):
+        for entry in errors:
+            if isinstance(entry, dict):
+                name = entry.get("field") or entry.get("property") or entry.get("name")
+                text = entry.get("message") or entry.get("error") or ""
+                parts.append(f"{name}: {text}" if name else str(text))
+            else:
+                parts.append(str(entry))
+    return "; ".join(p for p in parts if p)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}"

@@ -1,0 +1,311 @@
+"""Threekit: `POST /api/orders` with `Authorization: Bearer <token>` (a private access token).
+
+The body is `name` (<= 255), `cart[{configurationId (uuid), count (>= 1), metadata}]` (the route's
+catalog maps each SKU to a saved configuration), `platform{id, platform, storeName}`, `metadata`,
+an optional `orgId`, `customerId` and `derivative`, and an explicit `status` from
+`List | In Cart | New | In Progress | Complete`. The answer is the bare order with `id` and `shortId`.
+
+Reference on the wire: `platform.id` = tracking id (and `metadata.orderbridge_tracking_id`).
+Lookup: `GET /api/orders?platform=<JSON of the same platform object>` answers a list (or
+`{orders: [...]}`); only an order whose `platform.id` is the tracking id counts as found.
+Errors are classified by HTTP status; the message comes from the body's `message`/`error`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.models.order import OrderLine
+from orderbridge.providers.base import (
+    Delivery,
+    Provider,
+    ProviderRequest,
+    ProviderResult,
+    ResultKind,
+    parse_retry_after,
+    safe_json,
+)
+
+DEFAULT_STATUS = "New"
+DEFAULT_PLATFORM = "orderbridge"
+DEFAULT_NAME_TEMPLATE = "orderbridge {tracking_id}"
+REFERENCE_KEY = "orderbridge_tracking_id"
+SOURCE_ORDER_KEY = "source_order_id"
+
+Status = Literal["List", "In Cart", "New", "In Progress", "Complete"]
+
+
+# --- the request, with Threekit's own limits -------------------------------------------------------
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TkPlatform(_Wire):
+    id: Annotated[str, StringConstraints(min_length=1)]
+    platform: Annotated[str, StringConstraints(min_length=1)]
+    storeName: str | None = None
+
+
+class TkCartItem(_Wire):
+    configurationId: UUID
+    count: Annotated[int, Field(ge=1)]
+    metadata: dict[str, Any] | None = None
+
+
+class TkOrderCreate(_Wire):
+    name: Annotated[str, StringConstraints(max_length=255)]
+    customerId: str | None = None
+    orgId: str | None = None
+    platform: TkPlatform
+    metadata: dict[str, Any]
+    cart: list[TkCartItem] = Field(min_length=1)
+    derivative: dict[str, Any] | None = None
+    status: Status
+
+
+# --- the answers ---------------------------------------------------------------------------------
+
+
+class TkOrder(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: Annotated[str, StringConstraints(min_length=1)]
+    shortId: str | None = None
+    platform: Any = None
+
+
+class ThreekitProvider(Provider):
+    name: ClassVar[str] = "threekit"
+    default_base_url: ClassVar[str] = "https://admin-fts.threekit.com"
+    supports_lookup: ClassVar[bool] = True
+
+    @property
+    def _orders_url(self) -> str:
+        return f"{self.base_url}/api/orders"
+
+    def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
+        token = credentials.get("token")
+        if not token:
+            raise CredentialsError("threekit secret needs a token field")
+        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    def build_create(self, delivery: Delivery) -> ProviderRequest:
+        try:
+            body = self._create_body(delivery)
+        except ValidationError as exc:
+            raise RequestRejectedError("PROVIDER_LIMIT", _first_error(exc)) from exc
+        return ProviderRequest(
+            method="POST",
+            url=self._orders_url,
+            json=body.model_dump(mode="json", exclude_none=True),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def _create_body(self, delivery: Delivery) -> TkOrderCreate:
+        order = delivery.order
+        settings = self.destination.settings
+        cart: list[TkCartItem] = []
+        for index, line in enumerate(order.lines):
+            try:
+                cart.append(self._cart_item(delivery, line))
+            except ValidationError as exc:
+                raise RequestRejectedError("PROVIDER_LIMIT", f"cart.{index}.{_first_error(exc)}") from exc
+        derivative = settings.get("derivative")
+        if derivative is not None and not isinstance(derivative, dict):
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED", "threekit settings.derivative must be an object"
+            )
+        metadata: dict[str, Any] = dict(order.metadata)
+        if order.external_order_id:
+            metadata[SOURCE_ORDER_KEY] = order.external_order_id
+        metadata[REFERENCE_KEY] = delivery.reference
+        return TkOrderCreate(
+            name=self._name(delivery),
+            customerId=_text(settings.get("customer_id")),
+            orgId=_text(settings.get("org_id")),
+            platform=self._platform(delivery),
+            metadata=metadata,
+            cart=cart,
+            derivative=derivative,
+            status=settings.get("status", DEFAULT_STATUS),
+        )
+
+    def _platform(self, delivery: Delivery) -> TkPlatform:
+        settings = self.destination.settings
+        try:
+            return TkPlatform(
+                id=delivery.reference,
+                platform=settings.get("platform") or DEFAULT_PLATFORM,
+                storeName=_text(settings.get("store_name")),
+            )
+        except ValidationError as exc:
+            raise RequestRejectedError("PROVIDER_LIMIT", f"platform.{_first_error(exc)}") from exc
+
+    def _name(self, delivery: Delivery) -> str:
+        template = str(self.destination.settings.get("name_template") or DEFAULT_NAME_TEMPLATE)
+        try:
+            return template.format(
+                tracking_id=delivery.reference,
+                external_order_id=delivery.order.external_order_id or "",
+                source=delivery.source,
+            )
+        except (AttributeError, KeyError, IndexError, ValueError) as exc:
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED",
+                "threekit settings.name_template may only use {tracking_id}, {external_order_id}, {source}",
+            ) from exc
+
+    @staticmethod
+    def _cart_item(delivery: Delivery, line: OrderLine) -> TkCartItem:
+        if line.sku is None:
+            raise RequestRejectedError(
+                "CUSTOM_LINE_UNSUPPORTED",
+                f"threekit carts hold saved configurations; line {line.name!r} has no SKU",
+            )
+        ref = delivery.catalog.get(line.sku)
+        if ref is None:
+            raise RequestRejectedError(
+                "UNKNOWN_SKU",
+                f"SKU {line.sku!r} is not in the route's catalog for {delivery.destination_id}",
+            )
+        configuration_id = ref.get("configurationId", ref.get("configuration_id"))
+        if configuration_id is None:
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED",
+                f"catalog entry for SKU {line.sku!r} needs a configurationId for threekit",
+            )
+        return TkCartItem(
+            configurationId=configuration_id,
+            count=line.quantity,
+            metadata=dict(line.options) or None,
+        )
+
+    def parse_create(self, response: requests.Response) -> ProviderResult:
+        kind = self.classify_status(response.status_code)
+        if kind is not ResultKind.SUCCEEDED:
+            return self._error(response, kind)
+        try:
+            order = TkOrder.model_validate(response.json())
+        except (ValueError, ValidationError):
+            return self._result(
+                response,
+                ResultKind.RETRYABLE,
+                "BAD_RESPONSE",
+                "2xx without an order id",
+                unknown_result=True,
+            )
+        return self._result(response, kind, provider_order_id=order.id, provider_reference=order.shortId)
+
+    def build_lookup(self, delivery: Delivery) -> ProviderRequest:
+        platform = self._platform(delivery).model_dump(mode="json", exclude_none=True)
+        params = {"platform": json.dumps(platform, separators=(",", ":"))}
+        org_id = self.destination.settings.get("org_id")
+        if org_id:
+            params["orgId"] = str(org_id)
+        return ProviderRequest(method="GET", url=self._orders_url, params=params)
+
+    def parse_lookup(self, response: requests.Response) -> ProviderResult:
+        kind = self.classify_status(response.status_code)
+        if kind is not ResultKind.SUCCEEDED:
+            return self._error(response, kind)
+        body = safe_json(response)
+        if isinstance(body, dict):
+            body = body.get("orders")
+        if not isinstance(body, list):
+            return self._result(
+                response, ResultKind.RETRYABLE, "BAD_RESPONSE", "lookup answered without an order list"
+            )
+        reference = _platform_id_of(response)
+        for entry in body:
+            try:
+                order = TkOrder.model_validate(entry)
+            except ValidationError:
+                continue
+            if reference is None or _matches(order, reference):
+                return self._result(
+                    response,
+                    ResultKind.SUCCEEDED,
+                    provider_order_id=order.id,
+                    provider_reference=order.shortId,
+                )
+        return self._result(response, ResultKind.NOT_FOUND)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _error(self, response: requests.Response, kind: ResultKind) -> ProviderResult:
+        body = safe_json(response)
+        message = None
+        if isinstance(body, dict):
+            message = body.get("message") or body.get("error")
+            if isinstance(message, dict):
+                message = message.get("message")
+        elif isinstance(body, str):
+            message = body
+        return self._result(
+            response,
+            kind,
+            f"THREEKIT_{response.status_code}",
+            str(message or response.reason or "no message"),
+        )
+
+    @staticmethod
+    def _result(
+        response: requests.Response,
+        kind: ResultKind,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        *,
+        provider_order_id: str | None = None,
+        provider_reference: str | None = None,
+        unknown_result: bool = False,
+    ) -> ProviderResult:
+        return ProviderResult(
+            kind=kind,
+            http_status=response.status_code,
+            provider_order_id=provider_order_id,
+            provider_reference=provider_reference,
+            error_code=error_code,
+            error_message=error_message,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            unknown_result=unknown_result,
+        )
+
+
+def _platform_id_of(response: requests.Response) -> str | None:
+    """The tracking id the lookup asked for, read back from the request that was sent."""
+    request = getattr(response, "request", None)
+    url = getattr(request, "url", None)
+    if not url:
+        return None
+    values = parse_qs(urlsplit(url).query).get("platform")
+    try:
+        asked = json.loads(values[0]) if values else None
+    except ValueError:
+        return None
+    return str(asked["id"]) if isinstance(asked, dict) and asked.get("id") else None
+
+
+def _matches(order: TkOrder, reference: str) -> bool:
+    """An order carrying our platform id; one without a platform object trusts the server's filter."""
+    if not isinstance(order.platform, dict):
+        return True
+    return str(order.platform.get("id")) == reference
+
+
+def _text(value: Any) -> str | None:
+    """An optional setting as the string the wire wants (an id configured as a number included)."""
+    return None if value is None else str(value)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}"
