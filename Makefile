@@ -20,7 +20,7 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/cfn-lint -a cfn_lint_serverless.rules template.yaml
+	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
 
 format: setup
 	$(BIN)/ruff format .

@@ -17,7 +17,8 @@ class S3ConfigProvider(BaseProvider):
     """A Powertools parameters provider that reads objects from one S3 bucket."""
 
     def __init__(self, *, bucket: str, s3_client: Any = None) -> None:
-        super().__init__(client=s3_client or clients.client("s3"))
+        self.client = s3_client or clients.client("s3")
+        super().__init__(client=self.client)
         self.bucket = bucket
 
     def _get(self, name: str, **sdk_options: Any) -> str:

@@ -1,0 +1,335 @@
+"""template.yaml: it lints, SAM translates it, and the local run builds the same resources from it."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from orderbridge import constants
+from orderbridge_local.template_resources import (
+    LocalResources,
+    create_resources,
+    load_template,
+    max_receive_count,
+    redrive_policy,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_PATH = ROOT / "template.yaml"
+PREFIX = "orderbridge-test"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+# --- lint -----------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_with_serverless_rules_is_clean() -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    # The template goes first: -a/--append-rules takes one or more values.
+    result = subprocess.run(
+        [str(cfn_lint), str(TEMPLATE_PATH), "-a", "cfn_lint_serverless.rules"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+def test_short_form_tags_become_long_form(template: dict[str, Any]) -> None:
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["OUTCOME_TABLE"] == {"Ref": "OutcomeTable"}
+    redrive = template["Resources"]["OrderQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["OrderDeadLetterQueue", "Arn"]}
+    alarm = template["Resources"]["DeadLetterQueueAlarm"]["Properties"]
+    assert alarm["AlarmActions"] == {
+        "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+    }
+
+
+def test_globals_name_the_variables_the_code_reads(template: dict[str, Any]) -> None:
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    for name in (
+        constants.OUTCOME_TABLE_ENV,
+        constants.IDEMPOTENCY_TABLE_ENV,
+        constants.ORDER_QUEUE_URL_ENV,
+        constants.CONFIG_BUCKET_ENV,
+        constants.CONFIG_KEY_ENV,
+        constants.MAX_RECEIVE_COUNT_ENV,
+    ):
+        assert name in env
+    assert env[constants.CONFIG_KEY_ENV] == constants.CONFIG_KEY_DEFAULT
+    assert env["POWERTOOLS_SERVICE_NAME"] == constants.SERVICE_NAME
+    assert template["Parameters"]["MaxReceiveCount"]["Default"] == constants.MAX_RECEIVE_COUNT_DEFAULT
+
+
+def test_queue_visibility_covers_six_dispatcher_timeouts(template: dict[str, Any]) -> None:
+    dispatcher = template["Resources"]["DispatcherFunction"]["Properties"]
+    queue = template["Resources"]["OrderQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * dispatcher["Timeout"]
+
+
+def test_secrets_have_the_names_the_configuration_uses(template: dict[str, Any]) -> None:
+    names = {
+        k: v["Properties"]["Name"] for k, v in resources_of(template, "AWS::SecretsManager::Secret").items()
+    }
+    assert names == {
+        "BigCommerceDemoCredentials": "orderbridge/providers/bigcommerce-demo",
+        "ShopifyDemoWebhookSecret": "orderbridge/webhooks/shopify-demo",
+        "PartnerDemoWebhookSecret": "orderbridge/webhooks/partner-demo",
+    }
+    for secret in resources_of(template, "AWS::SecretsManager::Secret").values():
+        assert "SecretString" not in secret["Properties"]  # never a literal value in the template
+
+
+def test_function_policies_are_explicit_and_without_wildcard_actions(template: dict[str, Any]) -> None:
+    for function in resources_of(template, "AWS::Serverless::Function").values():
+        for policy in function["Properties"]["Policies"]:
+            assert isinstance(policy, dict) and "Statement" in policy
+            for statement in policy["Statement"]:
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                assert all("*" not in action for action in actions)
+
+
+# --- SAM translation ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def translated(template: dict[str, Any]) -> dict[str, Any]:
+    document = copy.deepcopy(template)
+    # As `sam package` does: local code paths become S3 locations before the transform.
+    for logical_id, resource in document["Resources"].items():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = f"s3://orderbridge-artifacts/{logical_id}.zip"
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
+    return translator.translate(document, parameter_values={}, get_managed_policy_map=lambda: {})
+
+
+def test_sam_translates_the_functions(translated: dict[str, Any]) -> None:
+    functions = resources_of(translated, "AWS::Lambda::Function")
+    assert set(functions) == {"IntakeFunction", "DispatcherFunction"}
+    for function in functions.values():
+        properties = function["Properties"]
+        assert properties["Runtime"] == "python3.13"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["Handler"] == "app.lambda_handler"
+        assert len(properties["Layers"]) == 1
+        assert properties["Environment"]["Variables"]["OUTCOME_TABLE"] == {"Ref": "OutcomeTable"}
+    assert functions["DispatcherFunction"]["Properties"]["Timeout"] == 60
+    assert len(resources_of(translated, "AWS::Lambda::LayerVersion")) == 1
+
+
+def test_sam_translates_the_queue_event_with_partial_batch_failures(translated: dict[str, Any]) -> None:
+    (mapping,) = resources_of(translated, "AWS::Lambda::EventSourceMapping").values()
+    properties = mapping["Properties"]
+    assert properties["FunctionName"] == {"Ref": "DispatcherFunction"}
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["OrderQueue", "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BatchSize"] == 10
+    assert properties["MaximumBatchingWindowInSeconds"] == 1
+    assert properties["ScalingConfig"] == {"MaximumConcurrency": 5}
+
+
+def test_sam_translates_the_api(translated: dict[str, Any]) -> None:
+    (stage,) = resources_of(translated, "AWS::ApiGateway::Stage").values()
+    properties = stage["Properties"]
+    assert properties["StageName"] == "v1"
+    assert properties["TracingEnabled"] is True
+    assert properties["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    (throttle,) = properties["MethodSettings"]
+    assert throttle["ThrottlingRateLimit"] > 0 and throttle["ThrottlingBurstLimit"] > 0
+    (api,) = resources_of(translated, "AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    assert set(paths) == {"/forms/{form_key}", "/webhooks/{source}", "/orders/{tracking_id}"}
+    assert set(paths["/forms/{form_key}"]) == {"post", "options"}
+    assert set(paths["/webhooks/{source}"]) == {"post"}
+    assert set(paths["/orders/{tracking_id}"]) == {"get"}
+    permissions = resources_of(translated, "AWS::Lambda::Permission")
+    assert {p["Properties"]["Principal"] for p in permissions.values()} == {"apigateway.amazonaws.com"}
+
+
+def test_sam_keeps_the_explicit_policies(translated: dict[str, Any]) -> None:
+    role = translated["Resources"]["DispatcherFunctionRole"]["Properties"]
+    actions = {
+        action
+        for policy in role["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert "sqs:ChangeMessageVisibility" in actions
+    assert "secretsmanager:GetSecretValue" in actions
+    assert not any(a.startswith("sqs:SendMessage") for a in actions)
+
+
+# --- local resources on moto's server ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[dict[str, Any]]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        yield {
+            service: boto3.client(
+                service,
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            for service in ("dynamodb", "sqs", "s3", "secretsmanager")
+        }
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def local(template: dict[str, Any], aws: dict[str, Any]) -> LocalResources:
+    return create_resources(
+        template=template,
+        prefix=PREFIX,
+        secret_values={"orderbridge/webhooks/shopify-demo": '{"secrets": ["local"]}'},
+        **aws,
+    )
+
+
+def test_tables_match_the_template(
+    template: dict[str, Any], aws: dict[str, Any], local: LocalResources
+) -> None:
+    declared = resources_of(template, "AWS::DynamoDB::Table")
+    assert local.tables == {logical_id: f"{PREFIX}-{logical_id}" for logical_id in declared}
+    for logical_id, resource in declared.items():
+        expected = resource["Properties"]
+        table = aws["dynamodb"].describe_table(TableName=local.tables[logical_id])["Table"]
+        assert table["KeySchema"] == expected["KeySchema"]
+        assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+            expected["AttributeDefinitions"], key=str
+        )
+        assert table["BillingModeSummary"]["BillingMode"] == expected["BillingMode"]
+        indexes = {
+            g["IndexName"]: (g["KeySchema"], g["Projection"]) for g in table.get("GlobalSecondaryIndexes", [])
+        }
+        assert indexes == {
+            g["IndexName"]: (g["KeySchema"], g["Projection"])
+            for g in expected.get("GlobalSecondaryIndexes", [])
+        }
+        ttl = aws["dynamodb"].describe_time_to_live(TableName=local.tables[logical_id])[
+            "TimeToLiveDescription"
+        ]
+        assert ttl["TimeToLiveStatus"] == "ENABLED"
+        assert ttl["AttributeName"] == expected["TimeToLiveSpecification"]["AttributeName"]
+    outcome_indexes = {
+        g["IndexName"]
+        for g in aws["dynamodb"].describe_table(TableName=local.tables["OutcomeTable"])["Table"][
+            "GlobalSecondaryIndexes"
+        ]
+    }
+    assert outcome_indexes == {"by-source-ref", "by-status"}
+
+
+def test_order_queue_redrives_to_the_dead_letter_queue(
+    template: dict[str, Any], aws: dict[str, Any], local: LocalResources
+) -> None:
+    assert set(local.queues) == {"OrderQueue", "OrderDeadLetterQueue"}
+    policy = redrive_policy(sqs=aws["sqs"], queue_url=local.queues["OrderQueue"])
+    assert policy is not None
+    assert policy["deadLetterTargetArn"] == local.queue_arns["OrderDeadLetterQueue"]
+    expected = template["Parameters"]["MaxReceiveCount"]["Default"]
+    assert max_receive_count(sqs=aws["sqs"], queue_url=local.queues["OrderQueue"]) == expected
+    assert max_receive_count(sqs=aws["sqs"], queue_url=local.queues["OrderDeadLetterQueue"]) is None
+    attributes = aws["sqs"].get_queue_attributes(QueueUrl=local.queues["OrderQueue"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert attributes["VisibilityTimeout"] == str(
+        template["Resources"]["OrderQueue"]["Properties"]["VisibilityTimeout"]
+    )
+
+
+def test_bucket_and_secrets(aws: dict[str, Any], local: LocalResources) -> None:
+    assert local.buckets == {"ConfigBucket": f"{PREFIX}-configbucket"}
+    aws["s3"].head_bucket(Bucket=local.buckets["ConfigBucket"])
+    versioning = aws["s3"].get_bucket_versioning(Bucket=local.buckets["ConfigBucket"])
+    assert versioning["Status"] == "Enabled"
+    assert local.secrets["ShopifyDemoWebhookSecret"] == "orderbridge/webhooks/shopify-demo"
+    supplied = aws["secretsmanager"].get_secret_value(SecretId="orderbridge/webhooks/shopify-demo")
+    assert supplied["SecretString"] == '{"secrets": ["local"]}'
+    placeholder = aws["secretsmanager"].get_secret_value(SecretId="orderbridge/providers/bigcommerce-demo")
+    assert placeholder["SecretString"]  # a placeholder, never empty
+
+
+def test_environment_resolves_globals_to_local_names(template: dict[str, Any], local: LocalResources) -> None:
+    env = local.environment()
+    assert set(env) == set(template["Globals"]["Function"]["Environment"]["Variables"])
+    assert env["OUTCOME_TABLE"] == local.tables["OutcomeTable"]
+    assert env["IDEMPOTENCY_TABLE"] == local.tables["IdempotencyTable"]
+    assert env["ORDER_QUEUE_URL"] == local.queues["OrderQueue"]
+    assert env["CONFIG_BUCKET"] == local.buckets["ConfigBucket"]
+    assert env["CONFIG_KEY"] == "orderbridge.json"
+    assert env["MAX_RECEIVE_COUNT"] == str(template["Parameters"]["MaxReceiveCount"]["Default"])
+    assert env["POWERTOOLS_SERVICE_NAME"] == "orderbridge"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Orderbridge"
+    assert all(isinstance(v, str) for v in env.values())
+
+
+def test_creating_again_reuses_everything(
+    template: dict[str, Any], aws: dict[str, Any], local: LocalResources
+) -> None:
+    again = create_resources(template=template, prefix=PREFIX, **aws)
+    assert again.tables == local.tables
+    assert again.queues == local.queues
+    assert again.queue_arns == local.queue_arns
+    assert again.buckets == local.buckets
+    assert again.secrets == local.secrets
+    assert again.environment() == local.environment()
+    # a secret the caller does not supply keeps its value
+    kept = aws["secretsmanager"].get_secret_value(SecretId="orderbridge/webhooks/shopify-demo")
+    assert kept["SecretString"] == '{"secrets": ["local"]}'
+
+
+def test_parameter_overrides_reach_the_queue_and_the_environment(
+    template: dict[str, Any], aws: dict[str, Any]
+) -> None:
+    overridden = create_resources(
+        template=template, prefix=f"{PREFIX}-mrc", parameter_overrides={"MaxReceiveCount": "3"}, **aws
+    )
+    assert max_receive_count(sqs=aws["sqs"], queue_url=overridden.queues["OrderQueue"]) == 3
+    assert overridden.environment()["MAX_RECEIVE_COUNT"] == "3"
+
+
+def test_unknown_parameter_override_is_refused(template: dict[str, Any], aws: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="MaxRecieveCount"):
+        create_resources(
+            template=template, prefix=PREFIX, parameter_overrides={"MaxRecieveCount": "3"}, **aws
+        )
