@@ -81,7 +81,9 @@ class Harness:
 
     def fault(self, provider: str, mode: str, count: int = 1, **extra: Any) -> None:
         r = requests.post(
-            f"{self.sandbox}/_sandbox/{provider}/faults", json={"mode": mode, "count": count, **extra}, timeout=10
+            f"{self.sandbox}/_sandbox/{provider}/faults",
+            json={"mode": mode, "count": count, **extra},
+            timeout=10,
         )
         r.raise_for_status()
 

@@ -31,7 +31,9 @@ def test_every_sqs_sample_matches_the_schema():
 def test_tracking_ids():
     a, b = new_tracking_id(), new_tracking_id()
     assert a != b and a.startswith("ob_") and len(a) == 35
-    assert derived_tracking_id("erp", "1") == derived_tracking_id("erp", "1") != derived_tracking_id("erp", "2")
+    assert (
+        derived_tracking_id("erp", "1") == derived_tracking_id("erp", "1") != derived_tracking_id("erp", "2")
+    )
     # the separator keeps ("a:b", "c") and ("a", "b:c") apart
     assert derived_tracking_id("ab", "c") != derived_tracking_id("a", "bc")
 

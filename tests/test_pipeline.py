@@ -76,7 +76,9 @@ def shopify_payload(order_id: int) -> bytes:
     ).encode()
 
 
-def standard_headers(body: bytes, *, secret: str = PARTNER_SECRET, at: datetime | None = None) -> dict[str, str]:
+def standard_headers(
+    body: bytes, *, secret: str = PARTNER_SECRET, at: datetime | None = None
+) -> dict[str, str]:
     at = at or datetime.now(UTC)
     msg_id = f"msg_{_uid()}"
     return {
@@ -219,7 +221,13 @@ def test_bad_input_gets_a_4xx_with_a_stable_code(harness):
         (FORM, b"<order/>", {"Content-Type": "text/xml"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
         (FORM, b"x" * 70000, {"Content-Type": "application/json"}, 413, "BODY_TOO_LARGE"),
         ("/forms/fk_nosuchform", b"{}", {"Content-Type": "application/json"}, 404, "FORM_NOT_FOUND"),
-        (FORM, b"{}", {"Content-Type": "application/json", "Origin": "https://evil.example"}, 403, "ORIGIN_NOT_ALLOWED"),
+        (
+            FORM,
+            b"{}",
+            {"Content-Type": "application/json", "Origin": "https://evil.example"},
+            403,
+            "ORIGIN_NOT_ALLOWED",
+        ),
         ("/webhooks/nobody", b"{}", {"Content-Type": "application/json"}, 404, "SOURCE_NOT_FOUND"),
     ]
     for path, body, headers, status, code in cases:
@@ -240,7 +248,9 @@ def test_invalid_form_fields_are_named_in_form_terms(harness):
 
 
 def test_honeypot_field_rejects_bots(harness):
-    r = harness.post(FORM, json.dumps(form_body(website="http://spam.example")), {"Content-Type": "application/json"})
+    r = harness.post(
+        FORM, json.dumps(form_body(website="http://spam.example")), {"Content-Type": "application/json"}
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "SUBMISSION_REJECTED"
 
 
@@ -372,4 +382,6 @@ def test_rotated_provider_credential_is_reread_once_on_401(harness):
             json={"accounts": {"demo123": {"token": "local-bigcommerce-token"}}},
             timeout=10,
         ).raise_for_status()
-        sm.put_secret_value(SecretId=secret_id, SecretString=json.dumps({"access_token": "local-bigcommerce-token"}))
+        sm.put_secret_value(
+            SecretId=secret_id, SecretString=json.dumps({"access_token": "local-bigcommerce-token"})
+        )

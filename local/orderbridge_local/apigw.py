@@ -65,8 +65,9 @@ def to_response(result: dict[str, Any]) -> Response:
     for k, v in (result.get("headers") or {}).items():
         response.headers[k] = v
     for k, values in (result.get("multiValueHeaders") or {}).items():
-        for v in values:
-            if response.headers.get(k) != v:
+        if values:
+            response.headers[k] = values[0]  # replaces werkzeug's default Content-Type
+            for v in values[1:]:
                 response.headers.add(k, v)
     return response
 

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="start the system, send every sample in events/, print outcomes")
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each outcome")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
 
     if args.command == "up":
         settings = Settings(

@@ -74,7 +74,8 @@ class QueuePoller:
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(timeout=5)
+            if t.is_alive():
+                t.join(timeout=5)
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive one batch and invoke the handler with it; returns the number of records."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import socket
 import time
@@ -79,6 +80,7 @@ class LocalSystem:
 
     def start(self) -> LocalSystem:
         s = self.settings
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto call otherwise
         moto_port = s.moto_port or free_port()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()

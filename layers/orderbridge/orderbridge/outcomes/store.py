@@ -307,7 +307,8 @@ class OutcomeStore:
             ExpressionAttributeValues={":t": {"S": tracking_id}},
             ConsistentRead=True,
         )["Items"]
-        return [Outcome.model_validate(_from_ddb(i)) for i in items]
+        # "status" guards against reading a half-applied update (moto's server is not atomic here)
+        return [Outcome.model_validate(_from_ddb(i)) for i in items if "status" in i]
 
     def get_one(self, tracking_id: str, destination: str) -> Outcome | None:
         item = self._ddb.get_item(
@@ -315,7 +316,7 @@ class OutcomeStore:
             Key=_to_ddb({"tracking_id": tracking_id, "destination": destination}),
             ConsistentRead=True,
         ).get("Item")
-        return Outcome.model_validate(_from_ddb(item)) if item else None
+        return Outcome.model_validate(_from_ddb(item)) if item and "status" in item else None
 
     def find_by_source_ref(self, source: str, external_order_id: str) -> list[Outcome]:
         items = self._ddb.query(
