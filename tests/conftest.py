@@ -70,6 +70,22 @@ class Harness:
 
         return check
 
+    def take_dead_letters(self) -> list[dict[str, Any]]:
+        """Receive and delete everything on the dead-letter queue."""
+        from orderbridge import clients
+
+        sqs = clients.client("sqs")
+        taken: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=self.system.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return taken
+            for m in batch:
+                sqs.delete_message(QueueUrl=self.system.dlq_url, ReceiptHandle=m["ReceiptHandle"])
+            taken += batch
+
     # sandbox
     def sandbox_orders(self, provider: str = "bigcommerce") -> list[dict[str, Any]]:
         r = requests.get(f"{self.sandbox}/_sandbox/{provider}/orders", timeout=10)

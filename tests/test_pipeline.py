@@ -310,8 +310,6 @@ def test_provider_rejection_is_failed_permanent_with_its_message(harness):
 
 
 def test_record_that_keeps_failing_reaches_the_dead_letter_queue(harness):
-    from orderbridge import clients
-
     harness.fault("bigcommerce", "error_500", count=50)
     body, tracking_id = queue_event()
     harness.send(body)
@@ -319,12 +317,37 @@ def test_record_that_keeps_failing_reaches_the_dead_letter_queue(harness):
     harness.clear_faults()
     [outcome] = harness.outcomes(tracking_id)
     assert outcome.status is OutcomeStatus.DEAD_LETTERED and outcome.attempts == 3
-    sqs = clients.client("sqs")
-    dead = sqs.receive_message(QueueUrl=harness.system.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
-    assert body in [m["Body"] for m in dead]
+    assert body in [m["Body"] for m in harness.take_dead_letters()]
     assert harness.orders_with_reference(tracking_id) == []
-    for m in dead:
-        sqs.delete_message(QueueUrl=harness.system.dlq_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_permanent_failure_is_parked_and_can_be_retried_after_a_fix(harness):
+    body, tracking_id = queue_event(lines=[{"sku": "NEW-SKU-1", "quantity": 1}])
+    harness.send(body)
+    harness.drain(until=harness.final(tracking_id))
+    [outcome] = harness.outcomes(tracking_id)
+    assert outcome.status is OutcomeStatus.FAILED_PERMANENT and outcome.error_code == "UNKNOWN_SKU"
+    parked = [m for m in harness.take_dead_letters() if m["Body"] == body]
+    assert len(parked) == 1
+    attrs = parked[0]["MessageAttributes"]
+    assert attrs["tracking_id"]["StringValue"] == tracking_id
+    assert attrs["reason"]["StringValue"] == "FAILED_PERMANENT"
+    # the operator adds the SKU to the route's catalog, reopens the delivery and redrives it
+    config = harness.system.local_config()
+    config["routes"]["default"]["destinations"][0]["catalog"]["NEW-SKU-1"] = {"product_id": 112}
+    harness.system.upload_config(config)
+    try:
+        time.sleep(1.1)  # the configuration cache lives 1 s in the local run
+        from orderbridge import wiring
+
+        assert wiring.outcome_store().reopen(tracking_id=tracking_id, note="catalog fixed") == ["bc-demo"]
+        harness.send(body)
+        harness.drain(until=harness.final(tracking_id))
+        [outcome] = harness.outcomes(tracking_id)
+        assert outcome.status is OutcomeStatus.SUCCEEDED and outcome.attempts == 2
+        assert len(harness.orders_with_reference(tracking_id)) == 1
+    finally:
+        harness.system.upload_config()
 
 
 def test_connection_dropped_after_create_is_reconciled_not_resent(harness):

@@ -188,7 +188,15 @@ def test_sam_keeps_the_explicit_policies(translated: dict[str, Any]) -> None:
     }
     assert "sqs:ChangeMessageVisibility" in actions
     assert "secretsmanager:GetSecretValue" in actions
-    assert not any(a.startswith("sqs:SendMessage") for a in actions)
+    # it may send only to the dead-letter queue (parking permanent failures), never to the order queue
+    senders = [
+        statement["Resource"]
+        for policy in role["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "sqs:SendMessage"
+        in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+    assert senders == [{"Fn::GetAtt": ["OrderDeadLetterQueue", "Arn"]}]
 
 
 # --- local resources on moto's server ---------------------------------------------------------------------

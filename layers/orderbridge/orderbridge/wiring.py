@@ -65,6 +65,7 @@ def dispatcher() -> Dispatcher:
         credentials=credential_store(),
         sqs_client=clients.client("sqs"),
         queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
+        dead_letter_queue_url=os.environ.get(constants.DEAD_LETTER_QUEUE_URL_ENV),
         settings=DispatcherSettings(
             max_receive_count=int(_env(constants.MAX_RECEIVE_COUNT_ENV, constants.MAX_RECEIVE_COUNT_DEFAULT)),
             retry_base_delay=float(_env(constants.RETRY_BASE_DELAY_ENV, constants.RETRY_BASE_DELAY_DEFAULT)),

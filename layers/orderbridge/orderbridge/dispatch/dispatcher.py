@@ -60,6 +60,7 @@ class DispatcherSettings:
 class _Verdict:
     done: bool
     retry_after: float | None = None
+    failed: bool = False  # ended FAILED_PERMANENT: the event is parked for a person
 
 
 class Dispatcher:
@@ -73,6 +74,7 @@ class Dispatcher:
         credentials: CredentialStore,
         sqs_client: Any,
         queue_url: str,
+        dead_letter_queue_url: str | None = None,
         settings: DispatcherSettings | None = None,
         sender: Sender | None = None,
     ) -> None:
@@ -81,6 +83,7 @@ class Dispatcher:
         self.credentials = credentials
         self.sqs = sqs_client
         self.queue_url = queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
         self.settings = settings or DispatcherSettings()
         self.sender = sender or Sender(timeout=self.settings.provider_timeout)
         self._providers: dict[tuple[str, str], Provider] = {}
@@ -92,7 +95,9 @@ class Dispatcher:
             event = OrderEvent.model_validate_json(record.body)
             tracking_id = event.resolved_tracking_id()
         except (ValidationError, ValueError) as exc:
-            self._reject(f"msg_{record.message_id}", None, "MALFORMED_EVENT", _describe(exc))
+            tracking_id = f"msg_{record.message_id}"
+            self._reject(tracking_id, None, "MALFORMED_EVENT", _describe(exc))
+            self._park(record, tracking_id, "MALFORMED_EVENT")
             return
         try:
             config = self.config.load()
@@ -111,10 +116,14 @@ class Dispatcher:
             return
         last_try = receive_count >= self.settings.max_receive_count
         waits: list[float | None] = []
+        failed = False
         for route_destination in route.destinations:
             verdict = self._deliver(event, tracking_id, route_destination, config, last_try)
+            failed = failed or verdict.failed
             if not verdict.done:
                 waits.append(verdict.retry_after)
+        if failed and not waits:
+            self._park(record, tracking_id, "FAILED_PERMANENT")
         if waits:
             if last_try:
                 # visible again at once, so SQS's redrive moves it to the dead-letter queue now
@@ -144,7 +153,7 @@ class Dispatcher:
             provider = self._provider(destination_id, config)
         except UnknownProviderError as exc:
             self._reject(tracking_id, event.source, "UNKNOWN_PROVIDER", str(exc), destination_id)
-            return _Verdict(done=True)
+            return _Verdict(done=True, failed=True)
         try:
             claim = self.outcomes.claim(
                 tracking_id=tracking_id,
@@ -160,7 +169,7 @@ class Dispatcher:
             return _Verdict(done=False)
         if claim.final is not None:
             logger.info("delivery already finished", extra=log | {"status": claim.final.status})
-            return _Verdict(done=True)
+            return _Verdict(done=True, failed=claim.final.status is OutcomeStatus.FAILED_PERMANENT)
         log["attempt"] = claim.attempt
         delivery = Delivery(
             tracking_id=tracking_id,
@@ -277,7 +286,7 @@ class Dispatcher:
             )
             logger.warning("delivery failed permanently", extra=log | {"error_code": result.error_code})
             metrics.add_metric(name="DeliveriesFailedPermanent", unit=MetricUnit.Count, value=1)
-            return _Verdict(done=True)
+            return _Verdict(done=True, failed=True)
         status = OutcomeStatus.DEAD_LETTERED if last_try else OutcomeStatus.FAILED_RETRYABLE
         metrics.add_metric(
             name="DeliveriesDeadLettered" if last_try else "DeliveriesRetried", unit=MetricUnit.Count, value=1
@@ -319,6 +328,19 @@ class Dispatcher:
             source=source,
             error_code=code,
             message=message,
+        )
+
+    def _park(self, record: SQSRecord, tracking_id: str, reason: str) -> None:
+        """Copy the event to the dead-letter queue, where an operator can retry it after a fix."""
+        if not self.dead_letter_queue_url:
+            return
+        self.sqs.send_message(
+            QueueUrl=self.dead_letter_queue_url,
+            MessageBody=record.body,
+            MessageAttributes={
+                "tracking_id": {"DataType": "String", "StringValue": tracking_id},
+                "reason": {"DataType": "String", "StringValue": reason},
+            },
         )
 
     def _retry_later(self, record: SQSRecord, receive_count: int, retry_after: float | None) -> None:

@@ -266,6 +266,56 @@ class OutcomeStore:
             error_message=reason,
         )
 
+    def reopen(
+        self, *, tracking_id: str, destination: str | None = None, note: str = "reopened"
+    ) -> list[str]:
+        """Make failed deliveries retryable again (an operator fixed the cause); returns which."""
+        now = _now()
+        reopened = []
+        for outcome in self.get(tracking_id):
+            if destination is not None and outcome.destination != destination:
+                continue
+            if outcome.status not in (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED):
+                continue
+            try:
+                self._ddb.update_item(
+                    TableName=self.table_name,
+                    Key=_to_ddb({"tracking_id": tracking_id, "destination": outcome.destination}),
+                    UpdateExpression=(
+                        "SET #s = :retry, updated_at = :now, "
+                        "history = list_append(if_not_exists(history, :empty), :entry)"
+                    ),
+                    ConditionExpression="#s = :was",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=_to_ddb(
+                        {
+                            ":retry": OutcomeStatus.FAILED_RETRYABLE.value,
+                            ":now": now.isoformat(),
+                            ":empty": [],
+                            ":was": outcome.status.value,
+                        }
+                    )
+                    | {
+                        ":entry": {
+                            "L": [
+                                {
+                                    "M": _to_ddb(
+                                        self._entry(
+                                            now, OutcomeStatus.FAILED_RETRYABLE, outcome.attempts, note
+                                        )
+                                    )
+                                }
+                            ]
+                        }
+                    },
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                continue
+            reopened.append(outcome.destination)
+        return reopened
+
     def record_rejected(
         self,
         *,
