@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orderbridge_local.demo import run_demo
-from orderbridge_local.system import LocalSystem, Settings
+from orderbridge_local.system import STATE_FILE, LocalSystem, Settings
 
 
 def _print_endpoints(system: LocalSystem, console: Console) -> None:
@@ -46,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         with LocalSystem(settings) as system:
             _print_endpoints(system, console)
+            STATE_FILE.write_text(json.dumps(system.state(), indent=2))
+            console.print(f"Operator CLI: `orderbridge --local ...` (reads {STATE_FILE.name})")
             console.print("Ready. Ctrl-C to stop.")
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
+            STATE_FILE.unlink(missing_ok=True)
         return 0
 
     with LocalSystem(Settings(workers=2, visibility_timeout=10, max_receive_count=3)) as system:

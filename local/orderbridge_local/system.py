@@ -26,6 +26,7 @@ from orderbridge_local.template_resources import LocalResources, create_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "orderbridge-local"
+STATE_FILE = ROOT / ".orderbridge-local.json"  # written by `orderbridge-local up` for the operator CLI
 
 
 def free_port() -> int:
@@ -217,6 +218,19 @@ class LocalSystem:
             "order queue": self.queue_url,
             "dead-letter queue": self.dlq_url,
             "outcome table": self.resources.tables["OutcomeTable"],
+        }
+
+    def state(self) -> dict[str, str]:
+        """What tools outside this process need to reach the local run (see `STATE_FILE`)."""
+        assert self.api is not None and self.resources is not None
+        return {
+            "endpoint_url": self.moto_url,
+            "region": "us-east-1",
+            "outcome_table": self.resources.tables["OutcomeTable"],
+            "order_queue_url": self.queue_url,
+            "dead_letter_queue_url": self.dlq_url,
+            "api_url": self.api.url,
+            "sandbox_url": self.sandbox.url,
         }
 
     def wait_for(self, tracking_id: str, *, final: bool = True, timeout: float = 30.0) -> list[Any]:

@@ -1,0 +1,1 @@
+"""The operator command-line tool: outcomes, history, dead-letter redrive, retries, exports."""
