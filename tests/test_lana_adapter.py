@@ -107,7 +107,7 @@ def test_create_request_field_by_field():
             "zip": "N1 9GU",
         },
         "currency": "USD",
-        "custom_items": [{"title": "Gift wrap", "price": 3.5, "physical": True, "taxable": True}],
+        "custom_items": [{"title": "Gift wrap", "price": 350, "physical": True, "taxable": True}],
         "customer_email": "ada@example.com",
         "discount_code": "SPRING10",
         "gateway_id": "gw_EQzGqWoY",

@@ -37,7 +37,12 @@ def to_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 
 
 class QueuePoller:
-    """Runs `workers` polling threads, each acting as one concurrent Lambda instance."""
+    """Runs `workers` polling threads, each acting as one concurrent Lambda instance.
+
+    Each worker gets its own handler from `handler_factory` (a fresh import of the function
+    module, like a fresh execution environment), so module-level state is never shared between
+    concurrent invocations, exactly as in Lambda.
+    """
 
     def __init__(
         self,
@@ -47,6 +52,7 @@ class QueuePoller:
         queue_arn: str,
         handler: Handler,
         function_name: str,
+        handler_factory: Callable[[], Handler] | None = None,
         batch_size: int = 10,
         workers: int = 1,
         timeout_seconds: float = 60.0,
@@ -61,8 +67,10 @@ class QueuePoller:
         self.invocations = 0
         self.records_seen = 0
         self._stop = threading.Event()
+        self._handler_factory = handler_factory
         self._threads = [
-            threading.Thread(target=self._loop, name=f"poller-{i}", daemon=True) for i in range(workers)
+            threading.Thread(target=self._loop, args=(i,), name=f"poller-{i}", daemon=True)
+            for i in range(workers)
         ]
         self._count_lock = threading.Lock()
 
@@ -77,8 +85,9 @@ class QueuePoller:
             if t.is_alive():
                 t.join(timeout=5)
 
-    def poll_once(self, wait_seconds: int = 0) -> int:
+    def poll_once(self, wait_seconds: int = 0, handler: Handler | None = None) -> int:
         """Receive one batch and invoke the handler with it; returns the number of records."""
+        handler = handler or self.handler
         messages = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
@@ -109,10 +118,15 @@ class QueuePoller:
             )
         return len(messages)
 
-    def _loop(self) -> None:
+    def new_handler(self) -> Handler:
+        """A handler of its own, as a new execution environment would have."""
+        return self._handler_factory() if self._handler_factory else self.handler
+
+    def _loop(self, index: int) -> None:
+        handler = self.handler if index == 0 else self.new_handler()
         while not self._stop.is_set():
             try:
-                if self.poll_once(wait_seconds=1) == 0:
+                if self.poll_once(wait_seconds=1, handler=handler) == 0:
                     time.sleep(0.05)
             except Exception:
                 logger.exception("poller error")

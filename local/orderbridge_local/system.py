@@ -144,6 +144,7 @@ class LocalSystem:
             queue_url=self.queue_url,
             queue_arn=self.resources.queue_arns["OrderQueue"],
             handler=self.dispatcher.lambda_handler,
+            handler_factory=lambda: load_function("dispatcher", self.root).lambda_handler,
             function_name="DispatcherFunction",
             workers=s.workers,
         )

@@ -35,6 +35,7 @@ ProviderRef = str | type[ProviderSandbox]
 
 PROVIDERS: dict[str, ProviderRef] = {
     "bigcommerce": "orderbridge_sandboxes.bigcommerce:BigCommerceSandbox",
+    "lana": "orderbridge_sandboxes.lana:LanaSandbox",
 }
 
 

@@ -14,6 +14,7 @@ from orderbridge.credentials import CredentialStore
 from orderbridge.dispatch import Dispatcher, DispatcherSettings
 from orderbridge.intake import IntakeService
 from orderbridge.outcomes import OutcomeStore
+from orderbridge.ratelimit import DynamoDBRateLimiter
 
 
 def _env(name: str, default: object = None) -> str:
@@ -66,11 +67,17 @@ def dispatcher() -> Dispatcher:
         sqs_client=clients.client("sqs"),
         queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
         dead_letter_queue_url=os.environ.get(constants.DEAD_LETTER_QUEUE_URL_ENV),
+        limiter=DynamoDBRateLimiter(table_name=os.environ[constants.RATE_LIMIT_TABLE_ENV])
+        if os.environ.get(constants.RATE_LIMIT_TABLE_ENV)
+        else None,
         settings=DispatcherSettings(
             max_receive_count=int(_env(constants.MAX_RECEIVE_COUNT_ENV, constants.MAX_RECEIVE_COUNT_DEFAULT)),
             retry_base_delay=float(_env(constants.RETRY_BASE_DELAY_ENV, constants.RETRY_BASE_DELAY_DEFAULT)),
             retry_max_delay=float(_env(constants.RETRY_MAX_DELAY_ENV, constants.RETRY_MAX_DELAY_DEFAULT)),
             lease_seconds=int(_env(constants.LEASE_SECONDS_ENV, constants.LEASE_SECONDS_DEFAULT)),
             provider_timeout=float(_env(constants.PROVIDER_TIMEOUT_ENV, constants.PROVIDER_TIMEOUT_DEFAULT)),
+            rate_limit_max_wait=float(
+                _env(constants.RATE_LIMIT_MAX_WAIT_ENV, constants.RATE_LIMIT_MAX_WAIT_DEFAULT)
+            ),
         ),
     )

@@ -9,6 +9,7 @@ moves the message to the dead-letter queue.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ from orderbridge.providers.base import (
     ResultKind,
 )
 from orderbridge.providers.registry import get_provider_class
+from orderbridge.ratelimit import RateLimiter
 
 logger = Logger(child=True)
 metrics = Metrics()  # the process-wide instance; the handler's log_metrics flushes it
@@ -54,6 +56,7 @@ class DispatcherSettings:
     retry_max_delay: float = 900.0
     lease_seconds: int = 120
     provider_timeout: float = 10.0
+    rate_limit_max_wait: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Dispatcher:
         dead_letter_queue_url: str | None = None,
         settings: DispatcherSettings | None = None,
         sender: Sender | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
         self.outcomes = outcomes
@@ -86,6 +90,7 @@ class Dispatcher:
         self.dead_letter_queue_url = dead_letter_queue_url
         self.settings = settings or DispatcherSettings()
         self.sender = sender or Sender(timeout=self.settings.provider_timeout)
+        self.limiter = limiter
         self._providers: dict[tuple[str, str], Provider] = {}
 
     def process(self, record: SQSRecord) -> None:
@@ -205,10 +210,10 @@ class Dispatcher:
                 "cannot be searched by reference; parked for review instead of risking a double order",
             )
         if lookup is not None:
-            found, credentials = self._call(provider, lookup, credentials, secret_id, provider.parse_lookup)
+            found, credentials = self._call(provider, lookup, credentials, delivery, provider.parse_lookup)
             if found.kind is not ResultKind.NOT_FOUND:
                 return found  # SUCCEEDED (already created) or an error to retry
-        result, _ = self._call(provider, request, credentials, secret_id, provider.parse_create)
+        result, _ = self._call(provider, request, credentials, delivery, provider.parse_create)
         return result
 
     def _call(
@@ -216,11 +221,15 @@ class Dispatcher:
         provider: Provider,
         request: ProviderRequest,
         credentials: dict[str, Any],
-        secret_id: str,
+        delivery: Delivery,
         parse: Any,
     ) -> tuple[ProviderResult, dict[str, Any]]:
         """Send; on 401/403 re-read the secret once (it may have been rotated) and send again."""
+        secret_id = delivery.destination.secret_id
         for refreshed in (False, True):
+            throttled = self._wait_for_slot(delivery)
+            if throttled is not None:
+                return throttled, credentials
             try:
                 headers = provider.auth_headers(credentials)
             except CredentialsError as exc:
@@ -329,6 +338,30 @@ class Dispatcher:
             error_code=code,
             message=message,
         )
+
+    def _wait_for_slot(self, delivery: Delivery) -> ProviderResult | None:
+        """Respect the account's rate limit across instances: wait briefly, or give the record back."""
+        limit = delivery.destination.rate_limit
+        if limit is None or self.limiter is None:
+            return None
+        wait = self.limiter.reserve(
+            f"provider#{delivery.destination_id}",
+            limit=max(1, int(limit.requests * limit.headroom)),
+            per_seconds=limit.per_seconds,
+            burst=limit.burst,
+            max_wait=self.settings.rate_limit_max_wait,
+        )
+        if wait > self.settings.rate_limit_max_wait:
+            metrics.add_metric(name="RateLimitDeferrals", unit=MetricUnit.Count, value=1)
+            return ProviderResult(
+                kind=ResultKind.RETRYABLE,
+                error_code="RATE_LIMITED_LOCALLY",
+                error_message=f"the account's rate limit is used up for the next {wait:.1f}s",
+                retry_after=wait,
+            )
+        if wait > 0:
+            time.sleep(wait)
+        return None
 
     def _park(self, record: SQSRecord, tracking_id: str, reason: str) -> None:
         """Copy the event to the dead-letter queue, where an operator can retry it after a fix."""

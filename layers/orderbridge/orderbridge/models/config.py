@@ -16,6 +16,15 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RateLimit(_Config):
+    """The provider account's request limit, shared by every dispatcher instance."""
+
+    requests: int = Field(ge=1, description="Requests allowed per `per_seconds`.")
+    per_seconds: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1, description="Requests that may go back to back.")
+    headroom: float = Field(default=0.97, gt=0, le=1, description="Fraction of the limit to use.")
+
+
 class Destination(_Config):
     """One provider account orders can go to."""
 
@@ -23,6 +32,7 @@ class Destination(_Config):
     secret_id: str = Field(description="Secrets Manager id of the account's credentials (JSON).")
     base_url: AnyHttpUrl | None = Field(default=None, description="Override, e.g. a sandbox.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Provider-specific, e.g. store_hash.")
+    rate_limit: RateLimit | None = None
 
 
 class RouteDestination(_Config):

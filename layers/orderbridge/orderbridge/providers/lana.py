@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 import requests
@@ -87,7 +88,7 @@ class LnLineItem(_Wire):
 
 class LnCustomItem(_Wire):
     title: NonEmpty
-    price: Annotated[float, Field(ge=0)]
+    price: Annotated[int, Field(ge=0)]  # minor units (cents), as Lana stores money
     physical: bool
     taxable: bool
 
@@ -120,8 +121,25 @@ class LnError(BaseModel):
     meta: dict[str, Any] | None = None
 
 
-def _money(value: Any) -> float:
-    return round(float(value), 2)
+# ISO 4217 currencies whose minor unit is not 1/100
+_MINOR_UNIT_EXPONENT = {
+    "JPY": 0,
+    "KRW": 0,
+    "VND": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
+}
+
+
+def _money(value: Any, currency: str = "USD") -> int:
+    """Lana takes amounts as integers in the currency's minor unit: 3.50 USD -> 350."""
+    exponent = _MINOR_UNIT_EXPONENT.get(currency, 2)
+    return int((Decimal(str(value)) * (10**exponent)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 class LanaProvider(Provider):
@@ -200,7 +218,7 @@ class LanaProvider(Provider):
             custom_items.append(
                 LnCustomItem(
                     title=line.name or "",
-                    price=_money(line.unit_price),
+                    price=_money(line.unit_price, delivery.order.currency),
                     physical=settings.get("custom_items_physical", True),
                     taxable=settings.get("custom_items_taxable", True),
                 )
