@@ -118,6 +118,7 @@ class Dispatcher:
                 "UNKNOWN_ROUTE",
                 f"route {event.route!r} is not configured",
             )
+            self._park(record, tracking_id, "UNKNOWN_ROUTE")
             return
         last_try = receive_count >= self.settings.max_receive_count
         waits: list[float | None] = []
