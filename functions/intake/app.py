@@ -31,7 +31,10 @@ def submit_form(form_key: str) -> Response:
         ip=event.request_context.identity.source_ip,
         user_agent=event.headers.get("user-agent"),
     )
-    return accepted_response(accepted, cors_headers(service.allowed_origin(form_key, origin)))
+    html_form = "urlencoded" in (event.headers.get("content-type") or "")
+    return accepted_response(
+        accepted, cors_headers(service.allowed_origin(form_key, origin)), html_form=html_form
+    )
 
 
 @app.route("/forms/<form_key>", method="OPTIONS")

@@ -56,6 +56,7 @@ def intake_service() -> IntakeService:
         dynamodb_client=clients.client("dynamodb"),
         webhook_tolerance=int(_env(constants.WEBHOOK_TOLERANCE_ENV, constants.WEBHOOK_TOLERANCE_DEFAULT)),
         max_body_bytes=int(_env(constants.MAX_BODY_BYTES_ENV, constants.MAX_BODY_BYTES_DEFAULT)),
+        dispatcher_factory=dispatcher,
     )
 
 

@@ -138,6 +138,22 @@ class Dispatcher:
                 self._retry_later(record, receive_count, max((w or 0.0) for w in waits) or None)
             raise DeliveryRetryableError(f"{tracking_id}: {len(waits)} destination(s) to retry")
 
+    def deliver_now(self, event: OrderEvent) -> bool:
+        """Attempt every destination of an accepted event right away (the checkout mode).
+
+        The same claim as for queued records, so the queued copy of the event and this call can
+        race without doubling the order. Returns True when every destination is finished.
+        """
+        tracking_id = event.resolved_tracking_id()
+        config = self.config.load()
+        route = config.routes.get(event.route)
+        if route is None:
+            return False
+        verdicts = [
+            self._deliver(event, tracking_id, rd, config, last_try=False) for rd in route.destinations
+        ]
+        return all(v.done for v in verdicts)
+
     # --- one destination ------------------------------------------------------------------------
 
     def _deliver(

@@ -22,7 +22,24 @@ def cors_headers(origin: str | None) -> dict[str, str]:
     }
 
 
-def accepted_response(accepted: Accepted, headers: dict[str, str] | None = None) -> Response:
+def accepted_response(
+    accepted: Accepted, headers: dict[str, str] | None = None, *, html_form: bool = False
+) -> Response:
+    """202 with the tracking id; in checkout mode 303 to the checkout (plain form) or 200 JSON."""
+    if accepted.redirect_url:
+        if html_form:
+            return Response(status_code=303, headers={**(headers or {}), "Location": accepted.redirect_url})
+        return Response(
+            status_code=200,
+            content_type="application/json",
+            headers=headers or {},
+            body={
+                "tracking_id": accepted.tracking_id,
+                "duplicate": accepted.duplicate,
+                "status_url": f"/orders/{accepted.tracking_id}",
+                "redirect_url": accepted.redirect_url,
+            },
+        )
     return Response(
         status_code=202,
         content_type="application/json",

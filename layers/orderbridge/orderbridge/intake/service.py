@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -39,6 +40,9 @@ from orderbridge.models.order import CanonicalOrder
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge.outcomes import OutcomeStore
 
+if TYPE_CHECKING:  # the dispatcher is imported only when a checkout-mode form needs it
+    from orderbridge.dispatch import Dispatcher
+
 logger = Logger(child=True)
 metrics = Metrics()
 
@@ -51,6 +55,7 @@ IDEMPOTENCY_EXPIRY_SECONDS = 72 * 3600  # longer than Shopify's 48 h of webhook 
 class Accepted:
     tracking_id: str
     duplicate: bool = False
+    redirect_url: str | None = None  # checkout mode: where the buyer goes to pay
 
 
 def _media_type(content_type: str | None) -> str:
@@ -97,6 +102,7 @@ class IntakeService:
         dynamodb_client: Any = None,
         webhook_tolerance: int = 300,
         max_body_bytes: int = 65536,
+        dispatcher_factory: Callable[[], Dispatcher] | None = None,
     ) -> None:
         self.config = config
         self.outcomes = outcomes
@@ -106,6 +112,8 @@ class IntakeService:
         self.webhook_tolerance = webhook_tolerance
         self.max_body_bytes = max_body_bytes
         self._local = threading.local()
+        self._dispatcher_factory = dispatcher_factory
+        self._dispatcher: Dispatcher | None = None
         persistence = DynamoDBPersistenceLayer(table_name=idempotency_table, boto3_client=dynamodb_client)
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="dedup_key", expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS
@@ -272,6 +280,28 @@ class IntakeService:
         metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
         self._local.created = tracking_id
         return {"tracking_id": tracking_id}
+
+    def _checkout(
+        self, accepted: Accepted, source: str, route: str, order: CanonicalOrder, timeout: float
+    ) -> Accepted:
+        """Create the order while the buyer waits; the queued copy is the safety net."""
+        if not accepted.duplicate and self._dispatcher_factory is not None:
+            if self._dispatcher is None:
+                self._dispatcher = self._dispatcher_factory()
+            event = OrderEvent(tracking_id=accepted.tracking_id, source=source, route=route, order=order)
+            try:
+                self._dispatcher.deliver_now(event)
+            except Exception:  # the queued path will deliver it
+                logger.exception("checkout delivery failed; the queue will retry")
+        deadline = time.monotonic() + timeout
+        while True:
+            outcomes = self.outcomes.get(accepted.tracking_id)
+            redirect = next((o.redirect_url for o in outcomes if o.redirect_url), None)
+            if redirect or (outcomes and all(o.status.is_final for o in outcomes)):
+                return Accepted(accepted.tracking_id, accepted.duplicate, redirect)
+            if time.monotonic() >= deadline:
+                return accepted
+            time.sleep(0.2)
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -54,6 +54,12 @@ class FormConfig(_Config):
     route: Name
     source: Name
     allowed_origins: list[str] = Field(default_factory=list)
+    mode: Literal["queued", "checkout"] = Field(
+        default="queued",
+        description="checkout: create the order while the buyer waits and answer with the provider's "
+        "hosted checkout (303 for a plain form, JSON for fetch); falls back to queued (202) on a timeout.",
+    )
+    checkout_timeout_seconds: float = Field(default=8.0, gt=0, le=25)
 
 
 class WebhookSource(_Config):
