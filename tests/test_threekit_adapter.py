@@ -217,13 +217,18 @@ def test_2xx_without_id_is_an_unknown_result(body):
 # --- lookup ----------------------------------------------------------------------------------------
 
 
-def test_lookup_asks_by_the_same_platform_object_the_create_sent():
+def test_lookup_asks_by_the_reference_the_create_sent():
     d = _delivery()
     p = _provider(d)
     assert ThreekitProvider.supports_lookup is True
     req = p.build_lookup(d)
     assert req.method == "GET" and req.url == "http://sandbox.invalid/bigcommerce/api/orders"
-    assert json.loads(req.params["platform"]) == _build(d).json["platform"]
+    # only the id: a renamed store in the settings must not hide an order created before
+    assert (
+        json.loads(req.params["platform"])
+        == {"id": _build(d).json["platform"]["id"]}
+        == {"id": d.tracking_id}
+    )
     assert req.params["orgId"] == "org-42"
     # what goes over the wire is the URL-encoded JSON
     prepared = requests.Request(req.method, req.url, params=req.params).prepare()

@@ -36,6 +36,7 @@ ProviderRef = str | type[ProviderSandbox]
 PROVIDERS: dict[str, ProviderRef] = {
     "bigcommerce": "orderbridge_sandboxes.bigcommerce:BigCommerceSandbox",
     "lana": "orderbridge_sandboxes.lana:LanaSandbox",
+    "threekit": "orderbridge_sandboxes.threekit:ThreekitSandbox",
 }
 
 

@@ -328,7 +328,12 @@ class Dispatcher:
             "delivery failed; retrying" if not last_try else "delivery out of tries",
             extra=log | {"error_code": result.error_code},
         )
-        return _Verdict(done=False, retry_after=result.retry_after)
+        retry_after = result.retry_after
+        if result.unknown_result:
+            # The provider may still be working on the request we gave up on: look for the
+            # order only after it has surely finished, or the lookup could miss it and re-send.
+            retry_after = max(retry_after or 0.0, 2 * self.settings.provider_timeout)
+        return _Verdict(done=False, retry_after=retry_after)
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -205,8 +205,9 @@ class ThreekitProvider(Provider):
         return self._result(response, kind, provider_order_id=order.id, provider_reference=order.shortId)
 
     def build_lookup(self, delivery: Delivery) -> ProviderRequest:
-        platform = self._platform(delivery).model_dump(mode="json", exclude_none=True)
-        params = {"platform": json.dumps(platform, separators=(",", ":"))}
+        # Only the reference: a later change of the store name or platform label in the settings
+        # must not make the lookup miss an order created before it (and send it again).
+        params = {"platform": json.dumps({"id": delivery.reference}, separators=(",", ":"))}
         org_id = self.destination.settings.get("org_id")
         if org_id:
             params["orgId"] = str(org_id)

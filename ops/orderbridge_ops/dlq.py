@@ -1,0 +1,443 @@
+"""`orderbridge dlq ...` and `orderbridge retry`: look at the dead-letter queue, send events back.
+
+Two kinds of message land on the dead-letter queue. The dispatcher parks an event whose delivery
+failed permanently (or whose body is malformed) with message attributes `tracking_id` and
+`reason`; SQS's redrive policy moves an event that ran out of receives, with no attributes. The
+tracking id of the latter is read from the body (`OrderEvent.resolved_tracking_id`).
+
+Peeking is receive-then-release: messages are received with a visibility timeout and made
+visible again at once (`change_message_visibility` to 0), so nothing is consumed. Messages can be
+received more than once (at-least-once delivery); they are keyed by message id and handled once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.prompt import Confirm
+from rich.text import Text
+
+from orderbridge.models.event import OrderEvent
+from orderbridge.models.outcome import Outcome, OutcomeStatus
+from orderbridge_ops import render
+from orderbridge_ops.connect import Connection
+from orderbridge_ops.errors import NOT_FOUND, OK, OpsError
+
+PEEK_VISIBILITY = 20  # seconds a peeked message stays hidden if we die before releasing it
+REDRIVE_VISIBILITY = 900  # long enough to confirm and process a large redrive; released early anyway
+DEFAULT_MAX = 1000
+REOPEN_NOTE = "redriven from the dead-letter queue (orderbridge CLI)"
+SQS_REDRIVE_REASON = "max receives (SQS redrive)"
+NO_DESTINATION = "-"  # the dispatcher records events it rejects outright under this destination
+NEEDS_REVIEW = "NEEDS_REVIEW"  # an earlier attempt may have created the order; the provider has no lookup
+_IN_PROGRESS = (OutcomeStatus.RECEIVED, OutcomeStatus.IN_FLIGHT, OutcomeStatus.FAILED_RETRYABLE)
+_FAILED = (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED)
+
+
+@dataclass
+class DeadLetter:
+    """One message on the dead-letter queue."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, Any]
+    tracking_id: str | None
+    reason: str
+    readable: bool  # the body is a valid order event
+    sent_at: datetime | None
+    first_received_at: datetime | None
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> DeadLetter:
+        attributes = message.get("MessageAttributes") or {}
+        system = message.get("Attributes") or {}
+        body = message.get("Body", "")
+        tracking_id, readable = identify(body, attributes)
+        return cls(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            body=body,
+            attributes=attributes,
+            tracking_id=tracking_id,
+            reason=_string(attributes, "reason") or SQS_REDRIVE_REASON,
+            readable=readable,
+            sent_at=_epoch_ms(system.get("SentTimestamp")),
+            first_received_at=_epoch_ms(system.get("ApproximateFirstReceiveTimestamp")),
+        )
+
+
+def identify(body: str, attributes: dict[str, Any]) -> tuple[str | None, bool]:
+    """(tracking id, whether the body is a valid event): the attribute if set, else from the body."""
+    try:
+        derived: str | None = OrderEvent.model_validate_json(body).resolved_tracking_id()
+        readable = True
+    except (ValidationError, ValueError):
+        derived, readable = None, False
+    return _string(attributes, "tracking_id") or derived, readable
+
+
+def _string(attributes: dict[str, Any], name: str) -> str | None:
+    value = attributes.get(name) or {}
+    return value.get("StringValue") or None
+
+
+def _epoch_ms(value: str | None) -> datetime | None:
+    return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+
+
+# --- queue operations ----------------------------------------------------------------------------
+
+
+def approximate_count(sqs: Any, url: str) -> tuple[int, int]:
+    """(visible, in flight) messages on the queue, as SQS estimates them."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attrs.get("ApproximateNumberOfMessages", 0)), int(
+        attrs.get("ApproximateNumberOfMessagesNotVisible", 0)
+    )
+
+
+def scan(sqs: Any, url: str, *, visibility: int, max_messages: int = DEFAULT_MAX) -> list[DeadLetter]:
+    """Receive up to `max_messages` distinct messages, hidden for `visibility` seconds.
+
+    The caller must `release` (or delete) every message returned.
+    """
+    expected, _ = approximate_count(sqs, url)
+    seen: dict[str, DeadLetter] = {}
+    long_polled = False
+    batches_without_news = 0
+    while len(seen) < max_messages:
+        batch = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(10, max_messages - len(seen)),
+            VisibilityTimeout=visibility,
+            WaitTimeSeconds=1 if long_polled else 0,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            # a short poll samples only some SQS servers: poll long once before believing "empty"
+            if len(seen) >= expected or long_polled:
+                break
+            long_polled = True
+            continue
+        news = 0
+        for message in batch:
+            letter = DeadLetter.from_message(message)
+            if letter.message_id in seen:
+                seen[letter.message_id].receipt_handle = letter.receipt_handle  # the newest one is valid
+            else:
+                seen[letter.message_id] = letter
+                news += 1
+        batches_without_news = 0 if news else batches_without_news + 1
+        if batches_without_news >= 3:
+            break
+    return list(seen.values())
+
+
+def release(sqs: Any, url: str, letters: Iterable[DeadLetter]) -> int:
+    """Make messages visible again at once; returns how many could not be (they reappear later)."""
+    letters = list(letters)
+    failed = 0
+    for start in range(0, len(letters), 10):
+        chunk = letters[start : start + 10]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": letter.receipt_handle, "VisibilityTimeout": 0}
+            for i, letter in enumerate(chunk)
+        ]
+        try:
+            answer = sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+            failed += len(answer.get("Failed", []))
+        except (ClientError, BotoCoreError):
+            failed += len(chunk)
+    return failed
+
+
+def resend_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Message attributes as SendMessage takes them (received ones carry empty list fields)."""
+    out = {}
+    for name, value in attributes.items():
+        kept = {k: value[k] for k in ("DataType", "StringValue", "BinaryValue") if k in value}
+        if "DataType" in kept and len(kept) > 1:
+            out[name] = kept
+    return out
+
+
+class NeedsReviewError(Exception):
+    """Reopening would let the dispatcher send a create that may duplicate an existing order."""
+
+    def __init__(self, tracking_id: str, destinations: list[str]) -> None:
+        super().__init__(
+            f"{', '.join(destinations)}: {NEEDS_REVIEW}: an earlier attempt may have created the order "
+            f"and the provider cannot be searched by reference. Look for an order referencing "
+            f"{tracking_id} in the provider's admin; only if there is none, run again with --reviewed"
+        )
+
+
+def reopen(
+    conn: Connection,
+    tracking_id: str,
+    destination: str | None = None,
+    *,
+    note: str = REOPEN_NOTE,
+    reviewed: bool = False,
+) -> list[str]:
+    """Reopen the order's failed deliveries (or just `destination`); returns which were reopened.
+
+    The dispatcher's rejection records (destination "-": unknown route, malformed body) are
+    left as they are: they record a rejected attempt, not a delivery that a retry could finish.
+    A NEEDS_REVIEW delivery is only reopened when `reviewed`: once reopened, the dispatcher
+    would send the create again without being able to check for the earlier order.
+    """
+    store = conn.outcome_store()
+    targets = [
+        o
+        for o in store.get(tracking_id)
+        if o.destination != NO_DESTINATION and destination in (None, o.destination)
+    ]
+    unreviewed = [o.destination for o in targets if o.status in _FAILED and o.error_code == NEEDS_REVIEW]
+    if unreviewed and not reviewed:
+        raise NeedsReviewError(tracking_id, unreviewed)
+    reopened = []
+    for outcome in targets:
+        reopened += store.reopen(tracking_id=tracking_id, destination=outcome.destination, note=note)
+    return reopened
+
+
+@dataclass
+class Result:
+    letter: DeadLetter
+    result: str  # "redriven" | "skipped" | "error"
+    note: str
+    deleted: bool = False
+
+
+def redrive_one(
+    conn: Connection,
+    letter: DeadLetter,
+    *,
+    reopened: set[str],
+    destination: str | None = None,
+    reviewed: bool = False,
+) -> Result:
+    """Reopen the order's failed deliveries, send the event to the order queue, delete it here."""
+    notes = []
+    if letter.readable and letter.tracking_id and letter.tracking_id not in reopened:
+        try:
+            destinations = reopen(conn, letter.tracking_id, destination, reviewed=reviewed)
+        except NeedsReviewError as exc:
+            return Result(letter, "skipped", f"left on the dead-letter queue: {exc}")
+        except (ClientError, BotoCoreError) as exc:
+            return Result(letter, "error", f"could not reopen, left on the dead-letter queue: {exc}")
+        reopened.add(letter.tracking_id)
+        notes.append(
+            f"reopened {', '.join(destinations)}" if destinations else "no failed delivery to reopen"
+        )
+    elif not letter.readable:
+        notes.append("body is not a valid order event: the dispatcher will reject it again")
+    try:
+        conn.sqs.send_message(
+            QueueUrl=conn.queue_url,
+            MessageBody=letter.body,
+            MessageAttributes=resend_attributes(letter.attributes),
+        )
+    except (ClientError, BotoCoreError) as exc:
+        return Result(letter, "error", f"not sent, left on the dead-letter queue: {exc}")
+    try:
+        conn.sqs.delete_message(QueueUrl=conn.dlq_url, ReceiptHandle=letter.receipt_handle)
+    except (ClientError, BotoCoreError) as exc:
+        return Result(
+            letter,
+            "error",
+            f"sent, but still on the dead-letter queue ({exc}); redriving it again is harmless: "
+            "the dispatcher does not create a second order",
+        )
+    return Result(letter, "redriven", "; ".join(notes), deleted=True)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_list(conn: Connection, args: argparse.Namespace, console: Console) -> int:
+    letters = scan(conn.sqs, conn.dlq_url, visibility=PEEK_VISIBILITY, max_messages=args.max)
+    release(conn.sqs, conn.dlq_url, letters)
+    if not letters:
+        render.note(console, "The dead-letter queue is empty.", style="green")
+        return OK
+    letters.sort(key=lambda letter: letter.sent_at or datetime.min.replace(tzinfo=UTC))
+    console.print(render.dead_letters_table(letters))
+    more = " (stopped at --max; there may be more)" if len(letters) >= args.max else ""
+    render.note(console, f"{len(letters)} message(s) on the dead-letter queue{more}", style="bold")
+    render.note(
+        console,
+        "After fixing the cause: orderbridge dlq redrive --id TRACKING_ID ... (or --all). "
+        "Details: orderbridge outcomes show TRACKING_ID",
+    )
+    return OK
+
+
+def cmd_redrive(conn: Connection, args: argparse.Namespace, console: Console) -> int:
+    wanted = list(dict.fromkeys(args.id or []))
+    letters = scan(conn.sqs, conn.dlq_url, visibility=REDRIVE_VISIBILITY, max_messages=args.max)
+    held = {letter.message_id: letter for letter in letters}  # hidden by us until deleted or released
+    results: list[Result] = []
+    try:
+        if wanted:
+            chosen = [letter for letter in letters if letter.tracking_id in wanted]
+        else:
+            chosen = [letter for letter in letters if letter.readable]
+            results += [
+                Result(letter, "skipped", "not a valid order event; redrive it with --id if you mean it")
+                for letter in letters
+                if not letter.readable
+            ]
+        chosen_ids = {letter.message_id for letter in chosen}
+        release(conn.sqs, conn.dlq_url, [held.pop(m) for m in list(held) if m not in chosen_ids])
+        missing = [tid for tid in wanted if not any(c.tracking_id == tid for c in chosen)]
+        for tid in missing:
+            render.note(console, f"not on the dead-letter queue: {tid}", style="yellow")
+        if not chosen:
+            render.note(console, "Nothing to redrive.", style="yellow")
+            if results:
+                console.print(render.results_table(_rows(results)))
+            return NOT_FOUND
+        console.print(render.dead_letters_table(chosen, title="to redrive"))
+        if not args.yes and sys.stdin.isatty():
+            question = f"Reopen and send {len(chosen)} message(s) back to the order queue?"
+            if not Confirm.ask(question, console=console, default=False):
+                render.note(console, "Nothing redriven.", style="yellow")
+                return NOT_FOUND
+        reopened: set[str] = set()
+        with _progress(console) as progress:
+            task = progress.add_task("redriving", total=len(chosen))
+            for letter in chosen:
+                result = redrive_one(conn, letter, reopened=reopened, reviewed=args.reviewed)
+                if result.deleted:
+                    held.pop(letter.message_id, None)
+                results.append(result)
+                progress.advance(task)
+    finally:
+        release(conn.sqs, conn.dlq_url, held.values())
+    return _report(console, results, partial=bool(missing))
+
+
+def cmd_retry(conn: Connection, args: argparse.Namespace, console: Console) -> int:
+    tid, destination = args.tracking_id, args.destination
+    store = conn.outcome_store()
+    outcomes = store.get(tid)
+    if destination and outcomes and destination not in {o.destination for o in outcomes}:
+        raise OpsError(
+            f"{tid} has no destination {destination!r}",
+            exit_code=NOT_FOUND,
+            hint="its destinations: " + ", ".join(o.destination for o in outcomes),
+        )
+    if args.reopen_only:
+        try:
+            reopened = reopen(
+                conn,
+                tid,
+                destination,
+                note="reopened to re-send the event (orderbridge CLI)",
+                reviewed=args.reviewed,
+            )
+        except NeedsReviewError as exc:
+            raise OpsError(str(exc), exit_code=NOT_FOUND) from exc
+        if not reopened:
+            render.note(console, f"Nothing to reopen: no failed delivery of {tid}.", style="yellow")
+            return NOT_FOUND
+        render.note(
+            console, f"Reopened {', '.join(reopened)}. Now send the event to the order queue.", style="green"
+        )
+        return OK
+    letters = scan(conn.sqs, conn.dlq_url, visibility=REDRIVE_VISIBILITY, max_messages=args.max)
+    mine = [letter for letter in letters if letter.tracking_id == tid]
+    held = {letter.message_id: letter for letter in mine}
+    results: list[Result] = []
+    try:
+        release(conn.sqs, conn.dlq_url, [letter for letter in letters if letter.message_id not in held])
+        if not mine:
+            _explain_not_on_dlq(console, tid, outcomes)
+            return NOT_FOUND
+        reopened: set[str] = set()
+        for letter in mine:
+            result = redrive_one(
+                conn, letter, reopened=reopened, destination=destination, reviewed=args.reviewed
+            )
+            if result.deleted:
+                held.pop(letter.message_id, None)
+            results.append(result)
+    finally:
+        release(conn.sqs, conn.dlq_url, held.values())
+    code = _report(console, results, partial=False)
+    render.note(console, f"Follow it with: orderbridge outcomes show {tid}")
+    return code
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _rows(results: Iterable[Result]) -> list[tuple[str, str | None, str, str]]:
+    return [(r.letter.message_id, r.letter.tracking_id, r.result, r.note) for r in results]
+
+
+def _report(console: Console, results: list[Result], *, partial: bool) -> int:
+    counts = {"redriven": 0, "skipped": 0, "errors": 0}
+    for r in results:
+        counts["errors" if r.result == "error" else r.result] += 1
+    console.print(render.results_table(_rows(results)))
+    console.print(render.summary_line(counts))
+    if counts["redriven"]:
+        render.note(console, "The dispatcher picks the events up from the order queue as usual.")
+    done = counts["redriven"] and not counts["errors"] and not counts["skipped"] and not partial
+    return OK if done else NOT_FOUND
+
+
+def _explain_not_on_dlq(console: Console, tid: str, outcomes: list[Outcome]) -> None:
+    console.print(Text.assemble((f"{tid} is not on the dead-letter queue.", "bold yellow")))
+    if not outcomes:
+        render.note(
+            console,
+            "No outcome is recorded for it either: check the id (orderbridge outcomes list "
+            "--source SRC --external-id ID finds an order by its source's id).",
+        )
+        return
+    console.print(render.outcomes_table(outcomes))
+    statuses = {o.status for o in outcomes}
+    if statuses == {OutcomeStatus.SUCCEEDED}:
+        render.note(console, "Every destination SUCCEEDED: nothing to retry.")
+    elif statuses & set(_IN_PROGRESS):
+        render.note(
+            console,
+            "It is still in progress: the dispatcher retries it by itself (with backoff) until it "
+            f"succeeds or runs out of tries. Watch it with: orderbridge outcomes show {tid}",
+        )
+    if statuses & set(_FAILED):
+        render.note(
+            console,
+            "Its event is no longer on the dead-letter queue (already redriven, deleted, or past the "
+            "queue's 14-day retention). If you have the event: fix the cause, run "
+            f"`orderbridge retry {tid} --reopen-only`, then send the event to the order queue again; "
+            "the same tracking id means no second provider order.",
+        )
