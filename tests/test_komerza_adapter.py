@@ -96,10 +96,12 @@ def test_create_request_field_by_field():
     assert "paymentMethod" not in req.json and "cost" not in req.json
 
 
-def test_order_payment_method_wins_over_settings_gateway_and_send_receipt_is_configurable():
+def test_settings_gateway_wins_over_the_storefront_payment_method_and_send_receipt_is_configurable():
     d = _delivery(_order(payment_method="paypal"), settings={**SETTINGS, "send_receipt": False})
     body = _build(d).json
-    assert body["gateway"] == "paypal" and body["sendReceipt"] is False
+    assert body["gateway"] == SETTINGS["gateway"] and body["sendReceipt"] is False
+    no_gateway = {k: v for k, v in SETTINGS.items() if k != "gateway"}
+    assert _build(_delivery(_order(payment_method="paypal"), settings=no_gateway)).json["gateway"] == "paypal"
 
 
 def test_reference_is_stable_and_wins_over_order_metadata():

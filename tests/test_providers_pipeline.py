@@ -58,7 +58,7 @@ def event(route: str, **order_changes: Any) -> tuple[str, str]:
     return json.dumps({"source": "erp", "route": route, "order": order}), derived_tracking_id("erp", ext)
 
 
-ROUTES = {"bigcommerce": "default", "lana": "lana", "threekit": "threekit"}
+ROUTES = {"bigcommerce": "default", "komerza": "komerza", "lana": "lana", "threekit": "threekit"}
 
 
 @pytest.mark.parametrize("provider", sorted(ROUTES))

@@ -35,6 +35,7 @@ ProviderRef = str | type[ProviderSandbox]
 
 PROVIDERS: dict[str, ProviderRef] = {
     "bigcommerce": "orderbridge_sandboxes.bigcommerce:BigCommerceSandbox",
+    "komerza": "orderbridge_sandboxes.komerza:KomerzaSandbox",
     "lana": "orderbridge_sandboxes.lana:LanaSandbox",
     "threekit": "orderbridge_sandboxes.threekit:ThreekitSandbox",
 }

@@ -302,6 +302,7 @@ class Dispatcher:
                 "provider order created",
                 extra=log | {"provider_order_id": result.provider_order_id},
             )
+            metrics.add_metric(name="DeliveriesSucceeded", unit=MetricUnit.Count, value=1)
             return _Verdict(done=True)
         if result.kind in (ResultKind.PERMANENT, ResultKind.AUTH, ResultKind.NOT_FOUND):
             self.outcomes.finish(

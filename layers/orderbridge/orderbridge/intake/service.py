@@ -166,7 +166,10 @@ class IntakeService:
         dedup = (
             f"form:{form_key}:{submission_id}" if submission_id else f"form:{form_key}:body:{_digest(body)}"
         )
-        return self._accept_or_duplicate(dedup, form.source, form.route, order)
+        accepted = self._accept_or_duplicate(dedup, form.source, form.route, order)
+        if form.mode == "checkout":
+            return self._checkout(accepted, form.source, form.route, order, form.checkout_timeout_seconds)
+        return accepted
 
     def receive_webhook(self, *, source: str, headers: Mapping[str, str], body: bytes) -> Accepted | None:
         """Verify, map and accept; None when the event is a topic this source does not create orders for."""
@@ -299,9 +302,11 @@ class IntakeService:
             redirect = next((o.redirect_url for o in outcomes if o.redirect_url), None)
             if redirect or (outcomes and all(o.status.is_final for o in outcomes)):
                 return Accepted(accepted.tracking_id, accepted.duplicate, redirect)
+            if any(o.status is OutcomeStatus.FAILED_RETRYABLE for o in outcomes):
+                return accepted  # the provider failed for now: the queued path takes over at once
             if time.monotonic() >= deadline:
                 return accepted
-            time.sleep(0.2)
+            time.sleep(0.2)  # another worker holds the delivery: its answer may come in time
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ _CODE_KINDS = {
     "RateLimited": ResultKind.RETRYABLE,
     "BadToken": ResultKind.AUTH,
     "Unauthorized": ResultKind.AUTH,
+    "AccessDenied": ResultKind.AUTH,
     "Forbidden": ResultKind.AUTH,
 }
 
@@ -161,11 +162,13 @@ class KomerzaProvider(Provider):
     def _create_body(self, delivery: Delivery) -> KzOrderCreate:
         order = delivery.order
         settings = self.destination.settings
-        gateway = order.payment_method or settings.get("gateway")
+        # The store's configured gateway wins: gateway ids belong to the Komerza store, while a
+        # storefront's payment method ("manual", "card") is only a fallback for routes without one.
+        gateway = settings.get("gateway") or order.payment_method
         if not gateway:
             raise RequestRejectedError(
                 "DESTINATION_MISCONFIGURED",
-                "komerza needs a payment gateway: the order's payment_method or settings.gateway",
+                "komerza needs a payment gateway: settings.gateway or the order's payment_method",
             )
         items: list[KzItem] | None = None
         cost: float | None = None
