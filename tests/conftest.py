@@ -116,7 +116,8 @@ def harness() -> Iterator[Harness]:
         max_receive_count=3,
         visibility_timeout=5,
         provider_timeout=2.0,
-        lease_seconds=3,
+        rate_limit_max_wait=2.0,
+        lease_seconds=8,  # must outlast provider timeout + the rate-limit wait (the dispatcher checks)
     )
     with LocalSystem(settings) as system:
         h = Harness(system)

@@ -60,6 +60,7 @@ class Settings:
     visibility_timeout: int | None = None  # None: the template's value
     provider_timeout: float = 5.0
     lease_seconds: int | None = None
+    rate_limit_max_wait: float = 5.0
 
 
 class LocalSystem:
@@ -129,6 +130,7 @@ class LocalSystem:
                 constants.RETRY_MAX_DELAY_ENV: str(s.retry_max_delay),
                 constants.PROVIDER_TIMEOUT_ENV: str(s.provider_timeout),
                 constants.CONFIG_MAX_AGE_ENV: "1",
+                constants.RATE_LIMIT_MAX_WAIT_ENV: str(s.rate_limit_max_wait),
             }
         )
         if s.lease_seconds is not None:

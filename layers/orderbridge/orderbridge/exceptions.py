@@ -36,6 +36,10 @@ class RequestRejectedError(OrderbridgeError):
 class DeliveryRetryableError(OrderbridgeError):
     """A delivery failed in a way that another attempt may fix; the SQS record goes back."""
 
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class OutcomeConflictError(OrderbridgeError):
     """A conditional write on the outcome table lost a race with another writer."""

@@ -58,6 +58,15 @@ class DispatcherSettings:
     provider_timeout: float = 10.0
     rate_limit_max_wait: float = 5.0
 
+    def __post_init__(self) -> None:
+        # A claim must outlive the longest call it covers, or the fence refuses every call.
+        floor = self.provider_timeout + self.rate_limit_max_wait + 1.0
+        if self.lease_seconds <= floor:
+            raise ConfigurationError(
+                f"DELIVERY_LEASE_SECONDS ({self.lease_seconds}) must exceed provider timeout + "
+                f"rate-limit wait + 1 s ({floor:g})"
+            )
+
 
 @dataclass(frozen=True)
 class _Verdict:
@@ -186,9 +195,11 @@ class Dispatcher:
                 external_order_id=event.order.external_order_id,
                 lease_seconds=self.settings.lease_seconds,
             )
-        except DeliveryRetryableError:
+        except DeliveryRetryableError as busy:
+            # Come back when the other worker's lease is over: by then it has finished, or died
+            # and the delivery can be taken over (and reconciled).
             logger.info("delivery in flight elsewhere; will look again", extra=log)
-            return _Verdict(done=False)
+            return _Verdict(done=False, retry_after=busy.retry_after)
         if claim.final is not None:
             logger.info("delivery already finished", extra=log | {"status": claim.final.status})
             return _Verdict(done=True, failed=claim.final.status is OutcomeStatus.FAILED_PERMANENT)
@@ -227,10 +238,14 @@ class Dispatcher:
                 "cannot be searched by reference; parked for review instead of risking a double order",
             )
         if lookup is not None:
-            found, credentials = self._call(provider, lookup, credentials, delivery, provider.parse_lookup)
+            found, credentials = self._call(
+                provider, lookup, credentials, delivery, provider.parse_lookup, claim.lease_until
+            )
             if found.kind is not ResultKind.NOT_FOUND:
                 return found  # SUCCEEDED (already created) or an error to retry
-        result, _ = self._call(provider, request, credentials, delivery, provider.parse_create)
+        result, _ = self._call(
+            provider, request, credentials, delivery, provider.parse_create, claim.lease_until
+        )
         return result
 
     def _call(
@@ -240,6 +255,7 @@ class Dispatcher:
         credentials: dict[str, Any],
         delivery: Delivery,
         parse: Any,
+        lease_until: float,
     ) -> tuple[ProviderResult, dict[str, Any]]:
         """Send; on 401/403 re-read the secret once (it may have been rotated) and send again."""
         secret_id = delivery.destination.secret_id
@@ -247,6 +263,14 @@ class Dispatcher:
             throttled = self._wait_for_slot(delivery)
             if throttled is not None:
                 return throttled, credentials
+            # Fence: never start a call that could outlive our claim. Once the lease is over,
+            # another worker may take the delivery, look it up, find nothing and create it.
+            if time.time() + self.settings.provider_timeout + 1.0 >= lease_until:
+                return ProviderResult(
+                    kind=ResultKind.RETRYABLE,
+                    error_code="LEASE_EXPIRED",
+                    error_message="the claim on this delivery ran out before the call; not sent",
+                ), credentials
             try:
                 headers = provider.auth_headers(credentials)
             except CredentialsError as exc:

@@ -1,4 +1,4 @@
-"""The configuration document: routes, destinations, forms and webhook sources.
+"""The configuration document: routes, destinations, forms, webhook sources and import sources.
 
 It lives in S3 (one JSON document), not in code, so an operator changes a route without a deploy.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from orderbridge.imports.config import ImportSource
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 
@@ -78,6 +80,10 @@ class OrderbridgeConfig(_Config):
         default_factory=dict
     )
     webhooks: dict[Name, WebhookSource] = Field(default_factory=dict)
+    imports: dict[Name, ImportSource] = Field(
+        default_factory=dict,
+        description="Cron-triggered import sources (S3 files, HTTP feeds): docs/imports.md.",
+    )
 
     @model_validator(mode="after")
     def _references_exist(self) -> OrderbridgeConfig:
@@ -94,6 +100,9 @@ class OrderbridgeConfig(_Config):
         for name, hook in self.webhooks.items():
             if hook.route not in self.routes:
                 problems.append(f"webhook source {name!r} names unknown route {hook.route!r}")
+        for name, source in self.imports.items():
+            if source.route not in self.routes:
+                problems.append(f"import source {name!r} names unknown route {source.route!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -55,6 +55,7 @@ class Outcome(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     unknown_result: bool = False
+    lease_until: datetime | None = None
     created_at: datetime
     updated_at: datetime
     history: list[HistoryEntry] = Field(default_factory=list)

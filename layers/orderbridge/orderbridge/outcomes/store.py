@@ -57,6 +57,7 @@ class Claim:
     prior_status: OutcomeStatus | None
     prior_unknown_result: bool
     final: Outcome | None = None  # set when the delivery was already finished: nothing to do
+    lease_until: float = 0.0  # epoch seconds; after it another worker may take the delivery over
 
     @property
     def may_exist(self) -> bool:
@@ -182,8 +183,12 @@ class OutcomeStore:
                     prior_unknown_result=current.unknown_result,
                     final=current,
                 )
+            lease_left = (
+                (current.lease_until - now).total_seconds() if current and current.lease_until else None
+            )
             raise DeliveryRetryableError(
-                f"delivery {tracking_id}/{destination} is in flight in another worker"
+                f"delivery {tracking_id}/{destination} is in flight in another worker",
+                retry_after=max(1.0, lease_left + 1.0) if lease_left is not None else None,
             ) from exc
         prior = _from_ddb(old) if old else {}
         attempt = int(prior.get("attempts", 0)) + 1
@@ -191,6 +196,7 @@ class OutcomeStore:
             attempt=attempt,
             prior_status=OutcomeStatus(prior["status"]) if "status" in prior else None,
             prior_unknown_result=bool(prior.get("unknown_result", False)),
+            lease_until=(now + timedelta(seconds=lease_seconds)).timestamp(),
         )
 
     def finish(
