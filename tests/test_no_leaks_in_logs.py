@@ -1,0 +1,72 @@
+"""No secret value and no buyer PII in any log line of a full demo run, failures included.
+
+Runs `orderbridge-local demo` in a subprocess at DEBUG log level (every sample in events/:
+valid orders for all four providers, a tampered signature, invalid input, provider rejections)
+and searches everything it printed for every secret planted in the local run and every buyer
+email, phone and street the samples carry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _planted_secrets() -> set[str]:
+    values: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k.startswith("_"):
+                    continue
+                if k in {"token", "tokens", "public_tokens", "access_token", "api_key", "secrets", "secret"}:
+                    for s in v if isinstance(v, list) else [v]:
+                        values.add(str(s))
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads((ROOT / "config" / "local-secrets.json").read_text()))
+    walk(json.loads((ROOT / "config" / "sandboxes.json").read_text()))
+    return {v for v in values if len(v) >= 8}
+
+
+def _buyer_pii() -> set[str]:
+    pii: set[str] = set()
+    for path in (ROOT / "events").glob("*.json"):
+        text = path.read_text()
+        pii |= set(re.findall(r"[A-Za-z0-9._%+-]+@example\.com", text))
+        pii |= {m for m in re.findall(r'\\?"address1\\?":\s*\\?"([^"\\]+)', text)}
+    return pii
+
+
+def test_demo_run_logs_no_secret_and_no_buyer_pii():
+    env = dict(os.environ, POWERTOOLS_LOG_LEVEL="DEBUG")
+    run = subprocess.run(
+        [sys.executable, "-m", "orderbridge_local.cli", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "samples behaved as expected" in output
+    secrets = _planted_secrets()
+    assert len(secrets) >= 6
+    leaked = [s[:6] + "..." for s in secrets if s in output]
+    assert not leaked, f"secret values in the logs: {leaked}"
+    pii = _buyer_pii()
+    assert len(pii) >= 5
+    found = sorted(p for p in pii if p in output)
+    assert not found, f"buyer PII in the logs: {found}"
