@@ -34,6 +34,10 @@ demo: setup
 up: setup
 	$(BIN)/orderbridge-local up
 
+## make bench: every benchmark (about 2 minutes); tables printed, JSON in bench/results/
+bench: setup
+	$(BIN)/python bench/run_all.py
+
 ## make schema: regenerate the JSON Schema of queue events from the model
 schema: setup
 	$(BIN)/python -m orderbridge.models.schema > schemas/order-event.schema.json

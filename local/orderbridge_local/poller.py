@@ -102,9 +102,7 @@ class QueuePoller:
             self.invocations += 1
             self.records_seen += len(messages)
         try:
-            result = self.handler(
-                event, LocalContext(self.function_name, timeout_seconds=self.timeout_seconds)
-            )
+            result = handler(event, LocalContext(self.function_name, timeout_seconds=self.timeout_seconds))
         except Exception:
             logger.exception("handler crashed; the whole batch returns to the queue")
             return len(messages)

@@ -9,6 +9,7 @@ moves the message to the dead-letter queue.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from orderbridge.config import ConfigStore
+from orderbridge.constants import METRICS_NAMESPACE_DEFAULT, METRICS_NAMESPACE_ENV
 from orderbridge.credentials import CredentialStore
 from orderbridge.dispatch.backoff import retry_delay
 from orderbridge.dispatch.sender import Sender
@@ -44,7 +46,8 @@ from orderbridge.providers.registry import get_provider_class
 from orderbridge.ratelimit import RateLimiter
 
 logger = Logger(child=True)
-metrics = Metrics()  # the process-wide instance; the handler's log_metrics flushes it
+# Namespace fixed at import, so metrics work whenever this module is first imported.
+metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV, METRICS_NAMESPACE_DEFAULT))
 
 _NO_DESTINATION = "-"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from pydantic import ValidationError
 
 from orderbridge.config import ConfigStore
+from orderbridge.constants import METRICS_NAMESPACE_DEFAULT, METRICS_NAMESPACE_ENV
 from orderbridge.credentials import CredentialStore
 from orderbridge.exceptions import (
     ConfigurationError,
@@ -44,7 +46,8 @@ if TYPE_CHECKING:  # the dispatcher is imported only when a checkout-mode form n
     from orderbridge.dispatch import Dispatcher
 
 logger = Logger(child=True)
-metrics = Metrics()
+# Namespace fixed at import, so metrics work whenever this module is first imported.
+metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV, METRICS_NAMESPACE_DEFAULT))
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
