@@ -218,6 +218,8 @@ def test_bad_input_gets_a_4xx_with_a_stable_code(harness):
         (FORM, b"{not json", {"Content-Type": "application/json"}, 400, "MALFORMED_BODY"),
         (FORM, b"\xff\xfe", {"Content-Type": "application/json"}, 400, "MALFORMED_BODY"),
         (FORM, b"[]", {"Content-Type": "application/json"}, 400, "MALFORMED_BODY"),
+        (FORM, b"[" * 20000 + b"]" * 20000, {"Content-Type": "application/json"}, 400, "JSON_TOO_DEEP"),
+        (FORM, b'{"a":' * 13 + b"1" + b"}" * 13, {"Content-Type": "application/json"}, 400, "JSON_TOO_DEEP"),
         (FORM, b"<order/>", {"Content-Type": "text/xml"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
         (FORM, b"x" * 70000, {"Content-Type": "application/json"}, 413, "BODY_TOO_LARGE"),
         ("/forms/fk_nosuchform", b"{}", {"Content-Type": "application/json"}, 404, "FORM_NOT_FOUND"),

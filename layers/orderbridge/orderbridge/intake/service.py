@@ -51,6 +51,7 @@ metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV, METRICS_NAMESP
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
+MAX_JSON_DEPTH = 12  # the deepest legitimate payload (Shopify's order) nests about 6 levels
 IDEMPOTENCY_EXPIRY_SECONDS = 72 * 3600  # longer than Shopify's 48 h of webhook retries
 
 
@@ -343,9 +344,14 @@ class IntakeService:
     @staticmethod
     def _json(text: str) -> Any:
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except ValueError:
             raise IntakeRejectedError(400, "MALFORMED_BODY", "the body is not valid JSON") from None
+        except RecursionError:  # thousands of nested brackets fit in the size cap
+            raise IntakeRejectedError(400, "JSON_TOO_DEEP", f"nesting deeper than {MAX_JSON_DEPTH}") from None
+        if _depth(value) > MAX_JSON_DEPTH:
+            raise IntakeRejectedError(400, "JSON_TOO_DEEP", f"nesting deeper than {MAX_JSON_DEPTH}")
+        return value
 
     @staticmethod
     def _validate(raw: dict[str, Any], rename: Any = None) -> CanonicalOrder:
@@ -359,6 +365,19 @@ class IntakeService:
             raise IntakeRejectedError(
                 422, "VALIDATION_FAILED", "the order has invalid fields", fields
             ) from None
+
+
+def _depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iterative: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            stack += [(v, level + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, level + 1) for v in node]
+    return deepest
 
 
 def _digest(body: bytes) -> str:
