@@ -50,7 +50,11 @@ class Harness:
             elif got == 0:
                 attrs = clients.client("sqs").get_queue_attributes(
                     QueueUrl=self.system.queue_url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                        "ApproximateNumberOfMessagesDelayed",
+                    ],
                 )["Attributes"]
                 if all(v == "0" for v in attrs.values()):
                     return

@@ -170,7 +170,8 @@ class IntakeService:
         dedup = (
             f"form:{form_key}:{submission_id}" if submission_id else f"form:{form_key}:body:{_digest(body)}"
         )
-        accepted = self._accept_or_duplicate(dedup, form.source, form.route, order)
+        delay = int(form.checkout_timeout_seconds) + 2 if form.mode == "checkout" else 0
+        accepted = self._accept_or_duplicate(dedup, form.source, form.route, order, delay)
         if form.mode == "checkout":
             return self._checkout(accepted, form.source, form.route, order, form.checkout_timeout_seconds)
         return accepted
@@ -243,12 +244,15 @@ class IntakeService:
 
     # --- the one place an order is accepted ------------------------------------------------------
 
-    def _accept_or_duplicate(self, dedup: str, source: str, route: str, order: CanonicalOrder) -> Accepted:
+    def _accept_or_duplicate(
+        self, dedup: str, source: str, route: str, order: CanonicalOrder, queue_delay: int = 0
+    ) -> Accepted:
         submission = {
             "dedup_key": dedup,
             "source": source,
             "route": route,
             "order": order.model_dump(mode="json", exclude_none=True),
+            "queue_delay": queue_delay,
         }
         self._local.created = None
         try:
@@ -282,7 +286,12 @@ class IntakeService:
             route=event.route,
             external_order_id=event.order.external_order_id,
         )
-        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=event.model_dump_json(exclude_none=True))
+        self.sqs.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=event.model_dump_json(exclude_none=True),
+            # checkout mode: the queued copy is the safety net, so it waits out the inline attempt
+            DelaySeconds=min(900, int(submission.get("queue_delay", 0))),
+        )
         logger.info("order accepted", extra={"tracking_id": tracking_id, "source": event.source})
         metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
         self._local.created = tracking_id
