@@ -137,7 +137,7 @@ def translated(template: dict[str, Any]) -> dict[str, Any]:
 
 def test_sam_translates_the_functions(translated: dict[str, Any]) -> None:
     functions = resources_of(translated, "AWS::Lambda::Function")
-    assert set(functions) == {"IntakeFunction", "DispatcherFunction"}
+    assert set(functions) == {"IntakeFunction", "DispatcherFunction", "ImporterFunction"}
     for function in functions.values():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13"
@@ -287,7 +287,10 @@ def test_order_queue_redrives_to_the_dead_letter_queue(
 
 
 def test_bucket_and_secrets(aws: dict[str, Any], local: LocalResources) -> None:
-    assert local.buckets == {"ConfigBucket": f"{PREFIX}-configbucket"}
+    assert local.buckets == {
+        "ConfigBucket": f"{PREFIX}-configbucket",
+        "ImportBucket": f"{PREFIX}-importbucket",
+    }
     aws["s3"].head_bucket(Bucket=local.buckets["ConfigBucket"])
     versioning = aws["s3"].get_bucket_versioning(Bucket=local.buckets["ConfigBucket"])
     assert versioning["Status"] == "Enabled"

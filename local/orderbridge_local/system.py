@@ -27,6 +27,7 @@ from orderbridge_local.template_resources import LocalResources, create_resource
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "orderbridge-local"
 STATE_FILE = ROOT / ".orderbridge-local.json"  # written by `orderbridge-local up` for the operator CLI
+SAMPLE_FEED_PLACEHOLDER = "http://sample-feed.invalid"  # the sample feed's URL in config/local.json
 
 
 def free_port() -> int:
@@ -76,6 +77,8 @@ class LocalSystem:
         self.resources: LocalResources | None = None
         self.intake: ModuleType | None = None
         self.dispatcher: ModuleType | None = None
+        self.importer: ModuleType | None = None  # functions/importer/app.py (imports; docs/imports.md)
+        self.feed: Any = None  # the sample storefront feed (orderbridge_local.feed)
         self.secrets: dict[str, Any] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -120,6 +123,8 @@ class LocalSystem:
         )
         env = self.resources.environment()
         os.environ.update(env)
+        os.environ.update(self._importer_environment())
+        self.feed = self._start_sample_feed()
         if s.visibility_timeout is not None:
             clients.client("sqs").set_queue_attributes(
                 QueueUrl=self.queue_url, Attributes={"VisibilityTimeout": str(s.visibility_timeout)}
@@ -138,6 +143,8 @@ class LocalSystem:
         self.upload_config()
         self.intake = load_function("intake", self.root)
         self.dispatcher = load_function("dispatcher", self.root)
+        self.importer = load_function("importer", self.root)
+        self._upload_import_samples()
         self.api = LocalApi(
             handler=self.intake.lambda_handler, function_name="IntakeFunction", port=s.api_port
         ).start()
@@ -161,6 +168,8 @@ class LocalSystem:
             self.api.shutdown()
         if self.sandbox is not None:
             self.sandbox.shutdown()
+        if self.feed is not None:
+            self.feed.shutdown()
         if self.moto is not None:
             self.moto.stop()
 
@@ -188,11 +197,49 @@ class LocalSystem:
             else (self.root / "config" / "local.json").read_text()
         )
         text = text.replace("${SANDBOX_URL}", self.sandbox.url)
+        if self.feed is not None:  # config/local.json names the sample feed by a reserved, unresolvable host
+            text = text.replace(SAMPLE_FEED_PLACEHOLDER, self.feed.url)
         clients.client("s3").put_object(
             Bucket=os.environ[constants.CONFIG_BUCKET_ENV],
             Key=os.environ.get(constants.CONFIG_KEY_ENV, constants.CONFIG_KEY_DEFAULT),
             Body=text.encode(),
         )
+
+    def _importer_environment(self) -> dict[str, str]:
+        """ImporterFunction's own variables (template.yaml), resolved to the local resources."""
+        from orderbridge import constants
+
+        assert self.resources is not None
+        return {
+            constants.IMPORT_STATE_TABLE_ENV: self.resources.tables["ImportStateTable"],
+            constants.IMPORT_BUCKET_ENV: self.resources.buckets["ImportBucket"],
+        }
+
+    def _start_sample_feed(self) -> Any:
+        from orderbridge import clients
+        from orderbridge_local.feed import serve_sample
+
+        return serve_sample(clients.client("secretsmanager"))
+
+    def _upload_import_samples(self) -> None:
+        """config/imports/sample-orders.* where the sample sources (config/local.json) look for files."""
+        from orderbridge import clients
+
+        samples = {
+            "sample-orders.csv": "incoming/erp/sample-orders.csv",
+            "sample-orders.jsonl": "incoming/jsonl/sample-orders.jsonl",
+        }
+        for name, key in samples.items():
+            clients.client("s3").put_object(
+                Bucket=self.import_bucket,
+                Key=key,
+                Body=(self.root / "config" / "imports" / name).read_bytes(),
+            )
+
+    @property
+    def import_bucket(self) -> str:
+        assert self.resources is not None
+        return self.resources.buckets["ImportBucket"]
 
     def local_config(self) -> dict[str, Any]:
         return json.loads((self.root / "config" / "local.json").read_text())
@@ -221,6 +268,9 @@ class LocalSystem:
             "order queue": self.queue_url,
             "dead-letter queue": self.dlq_url,
             "outcome table": self.resources.tables["OutcomeTable"],
+            "import bucket": self.import_bucket,
+            "import state table": self.resources.tables["ImportStateTable"],
+            "sample feed": f"{self.feed.url}/orders",
         }
 
     def state(self) -> dict[str, str]:
@@ -234,6 +284,10 @@ class LocalSystem:
             "dead_letter_queue_url": self.dlq_url,
             "api_url": self.api.url,
             "sandbox_url": self.sandbox.url,
+            "import_bucket": self.import_bucket,
+            "import_state_table": self.resources.tables["ImportStateTable"],
+            "config_bucket": self.resources.buckets["ConfigBucket"],
+            "sample_feed_url": f"{self.feed.url}/orders",
         }
 
     def wait_for(self, tracking_id: str, *, final: bool = True, timeout: float = 30.0) -> list[Any]:

@@ -21,7 +21,7 @@ from botocore.exceptions import (
 from rich.console import Console
 
 from orderbridge.models.outcome import OutcomeStatus
-from orderbridge_ops import dlq, outcomes, render
+from orderbridge_ops import dlq, imports, outcomes, render
 from orderbridge_ops.connect import DLQ, QUEUE, TABLE, Connection, Target
 from orderbridge_ops.errors import USAGE, OpsError
 
@@ -265,6 +265,65 @@ def build_parser() -> argparse.ArgumentParser:
         help="only make the failed deliveries retryable; do not touch the dead-letter queue",
     )
     cmd.add_argument("--max", type=_positive, default=dlq.DEFAULT_MAX, help=_MAX_HELP)
+
+    # import (docs/imports.md)
+    cmd = _command(
+        commands,
+        "import",
+        "Import orders from a local file or an S3 prefix with an import source's mapping.",
+        "  orderbridge import orders.csv --source erp-files --local\n"
+        "  orderbridge import export.jsonl --source erp-jsonl --format jsonl --local\n"
+        "  orderbridge import s3://my-bucket/incoming/erp/ --source erp-files --stack-name orderbridge-prod",
+        imports.cmd_import,
+        needs=(TABLE, QUEUE),
+    )
+    cmd.add_argument(
+        "target", metavar="FILE_OR_S3_URL", help="a CSV / JSON Lines file, or s3://bucket/prefix/"
+    )
+    cmd.add_argument("--source", required=True, help="the import source whose mapping and route apply")
+    cmd.add_argument(
+        "--format", choices=("csv", "jsonl"), help="a local file's format (default: by extension)"
+    )
+    cmd.add_argument("--max-seconds", type=_positive, help="stop (at a checkpoint) after this long")
+    cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cmd.add_argument(
+        "--show-rejections",
+        type=_count,
+        default=imports.SHOW_REJECTIONS,
+        help="rejected rows to list (default: 20)",
+    )
+    imports.add_options(cmd)
+
+    # schedule run-now
+    group = _command(
+        commands,
+        "schedule",
+        "The import schedule: run it now, by hand.",
+        "  orderbridge schedule run-now --local\n"
+        "  orderbridge schedule run-now --stack-name orderbridge-prod",
+    )
+    sub = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    cmd = _command(
+        sub,
+        "run-now",
+        "Run every enabled import source now: invoke the deployed function, or run here.",
+        "  orderbridge schedule run-now --local\n"
+        "  orderbridge schedule run-now --source demo-feed --local\n"
+        "  orderbridge schedule run-now --stack-name orderbridge-prod   # invokes ImporterFunction",
+        imports.cmd_run_now,
+    )
+    cmd.add_argument("--source", action="append", metavar="NAME", help="only this source (repeatable)")
+    cmd.add_argument("--function-name", help="invoke this deployed import function instead of running here")
+    cmd.add_argument(
+        "--max-seconds", type=_positive, help="running here: stop (at a checkpoint) after this long"
+    )
+    cmd.add_argument(
+        "--show-rejections",
+        type=_count,
+        default=imports.SHOW_REJECTIONS,
+        help="rejected rows to list (default: 20)",
+    )
+    imports.add_options(cmd)
     return parser
 
 

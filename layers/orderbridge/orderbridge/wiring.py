@@ -7,6 +7,7 @@ and caches survive across invocations.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from orderbridge import clients, constants
 from orderbridge.config import ConfigStore
@@ -15,6 +16,9 @@ from orderbridge.dispatch import Dispatcher, DispatcherSettings
 from orderbridge.intake import IntakeService
 from orderbridge.outcomes import OutcomeStore
 from orderbridge.ratelimit import DynamoDBRateLimiter
+
+if TYPE_CHECKING:
+    from orderbridge.imports.service import ImportService
 
 
 def _env(name: str, default: object = None) -> str:
@@ -80,5 +84,42 @@ def dispatcher() -> Dispatcher:
             rate_limit_max_wait=float(
                 _env(constants.RATE_LIMIT_MAX_WAIT_ENV, constants.RATE_LIMIT_MAX_WAIT_DEFAULT)
             ),
+        ),
+    )
+
+
+def import_service() -> ImportService:
+    """The importer: S3 files and feeds into the order queue (docs/imports.md)."""
+    from orderbridge.imports.enqueue import OrderSink
+    from orderbridge.imports.feed import FeedClient
+    from orderbridge.imports.service import ImportService, ImportSettings
+    from orderbridge.imports.state import ImportStateStore
+    from orderbridge.imports.summary import SummaryWriter
+
+    dynamodb = clients.client("dynamodb")
+    ttl_days = int(_env(constants.OUTCOME_TTL_DAYS_ENV, constants.OUTCOME_TTL_DAYS_DEFAULT))
+    outcome_table = _env(constants.OUTCOME_TABLE_ENV)
+    state = ImportStateStore(
+        table_name=_env(constants.IMPORT_STATE_TABLE_ENV), dynamodb_client=dynamodb, ttl_days=ttl_days
+    )
+    return ImportService(
+        config=config_store(),
+        state=state,
+        sink=OrderSink(
+            sqs_client=clients.client("sqs"),
+            queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
+            dynamodb_client=dynamodb,
+            outcome_table=outcome_table,
+            state=state,
+        ),
+        summaries=SummaryWriter(dynamodb_client=dynamodb, outcome_table=outcome_table, ttl_days=ttl_days),
+        s3_client=clients.client("s3"),
+        import_bucket=os.environ.get(constants.IMPORT_BUCKET_ENV),
+        feed_client=FeedClient(credentials=credential_store()),
+        settings=ImportSettings(
+            safety_margin_seconds=float(
+                _env(constants.IMPORT_SAFETY_MARGIN_ENV, constants.IMPORT_SAFETY_MARGIN_DEFAULT)
+            ),
+            chunk_orders=int(_env(constants.IMPORT_CHUNK_ORDERS_ENV, constants.IMPORT_CHUNK_ORDERS_DEFAULT)),
         ),
     )

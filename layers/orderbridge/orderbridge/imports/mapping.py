@@ -111,7 +111,7 @@ def _put(document: dict[str, Any], target: str, value: str) -> None:
 class OrderBuilder:
     """Builds canonical orders from groups of rows with one source's mapping."""
 
-    def __init__(self, mapping: FieldMapping, *, dotted: bool) -> None:
+    def __init__(self, mapping: FieldMapping, *, dotted: bool = True) -> None:
         self.mapping = mapping
         self.dotted = dotted  # JSON records: paths may be dotted
         self.order_fields = [(t, c) for t, c in mapping.fields.items() if not is_line_target(t)]

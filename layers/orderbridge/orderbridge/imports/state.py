@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -41,8 +42,19 @@ class LeaseHeld:
     until: float
 
 
+def _numbers(value: Any) -> Any:
+    """DynamoDB takes Decimal, not float."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers(v) for v in value]
+    return value
+
+
 def to_ddb(value: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in value.items() if v is not None}
+    return {k: _ser.serialize(_numbers(v)) for k, v in value.items() if v is not None}
 
 
 def from_ddb(item: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +67,7 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    if value.__class__.__name__ == "Decimal":
+    if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
 
@@ -126,7 +138,9 @@ class ImportStateStore:
                     "SET lease_owner = :me, lease_until = :until, lease_taken_at = :at, "
                     "files = if_not_exists(files, :empty), feed = if_not_exists(feed, :empty)"
                 ),
-                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me",
+                ConditionExpression=(
+                    "attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me"
+                ),
                 ExpressionAttributeValues=to_ddb(
                     {
                         ":me": owner,
@@ -142,7 +156,9 @@ class ImportStateStore:
             if not _conditional_failed(exc):
                 raise
             current = self.read(source)
-            return LeaseHeld(owner=str(current.get("lease_owner", "?")), until=float(current.get("lease_until", 0)))
+            return LeaseHeld(
+                owner=str(current.get("lease_owner", "?")), until=float(current.get("lease_until", 0))
+            )
         return _plain(from_ddb(response["Attributes"]))
 
     def release(self, source: str, owner: str) -> None:
@@ -261,7 +277,9 @@ class ImportStateStore:
             "expires_at": int((now + self._ttl).timestamp()),
         }
         items = [
-            to_ddb({"pk": f"source#{source}#order#{ext}", "tracking_id": tid, "external_order_id": ext, **common})
+            to_ddb(
+                {"pk": f"source#{source}#order#{ext}", "tracking_id": tid, "external_order_id": ext, **common}
+            )
             for ext, tid in orders
         ]
         batch_put(self._ddb, self.table_name, items)
