@@ -49,7 +49,9 @@ def _buyer_pii() -> set[str]:
 
 
 def test_demo_run_logs_no_secret_and_no_buyer_pii():
-    env = dict(os.environ, POWERTOOLS_LOG_LEVEL="DEBUG")
+    # a clean environment: not the one the in-process harness of other tests has set up
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    env = {k: os.environ[k] for k in keep if k in os.environ} | {"POWERTOOLS_LOG_LEVEL": "DEBUG"}
     run = subprocess.run(
         [sys.executable, "-m", "orderbridge_local.cli", "demo"],
         cwd=ROOT,
