@@ -82,6 +82,7 @@ class Provider(ABC):
     name: ClassVar[str]
     default_base_url: ClassVar[str]
     supports_lookup: ClassVar[bool] = False
+    retry_after_header: ClassVar[str] = "Retry-After"
 
     def __init__(self, *, destination: Destination) -> None:
         self.destination = destination
@@ -108,6 +109,33 @@ class Provider(ABC):
         raise NotImplementedError
 
     # --- helpers for subclasses -----------------------------------------------------------------
+
+    def rate_limit(self, headers: Any) -> RateLimitInfo | None:
+        """The provider's quota headers, for providers that send them."""
+        return None
+
+    def _result(
+        self,
+        response: requests.Response,
+        kind: ResultKind,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        **found: Any,
+    ) -> ProviderResult:
+        """A result carrying what every answer has: status, retry header, quota headers.
+
+        `found` takes the success fields (provider_order_id, provider_reference, redirect_url)
+        and `unknown_result`.
+        """
+        return ProviderResult(
+            kind=kind,
+            http_status=response.status_code,
+            error_code=error_code,
+            error_message=error_message,
+            retry_after=parse_retry_after(response.headers.get(self.retry_after_header)),
+            rate_limit=self.rate_limit(response.headers),
+            **found,
+        )
 
     @staticmethod
     def classify_status(status: int) -> ResultKind:

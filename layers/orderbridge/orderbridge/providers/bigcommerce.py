@@ -23,7 +23,6 @@ from orderbridge.providers.base import (
     ProviderResult,
     RateLimitInfo,
     ResultKind,
-    parse_retry_after,
     safe_json,
 )
 
@@ -124,6 +123,10 @@ class BigCommerceProvider(Provider):
     name: ClassVar[str] = "bigcommerce"
     default_base_url: ClassVar[str] = "https://api.bigcommerce.com"
     supports_lookup: ClassVar[bool] = True
+    retry_after_header: ClassVar[str] = "X-Retry-After"
+
+    def rate_limit(self, headers: Any) -> RateLimitInfo | None:
+        return read_rate_limit(headers)
 
     @property
     def _orders_url(self) -> str:
@@ -274,27 +277,6 @@ class BigCommerceProvider(Provider):
             messages.append(str(body.get("title") or body.get("message") or ""))
         message = "; ".join(m for m in messages if m) or response.reason or "no message"
         return self._result(response, kind, f"BIGCOMMERCE_{response.status_code}", message)
-
-    @staticmethod
-    def _result(
-        response: requests.Response,
-        kind: ResultKind,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        *,
-        provider_order_id: str | None = None,
-        unknown_result: bool = False,
-    ) -> ProviderResult:
-        return ProviderResult(
-            kind=kind,
-            http_status=response.status_code,
-            provider_order_id=provider_order_id,
-            error_code=error_code,
-            error_message=error_message,
-            retry_after=parse_retry_after(response.headers.get("X-Retry-After")),
-            rate_limit=read_rate_limit(response.headers),
-            unknown_result=unknown_result,
-        )
 
 
 def read_rate_limit(headers: Any) -> RateLimitInfo | None:

@@ -41,7 +41,6 @@ from orderbridge.providers.base import (
     ProviderRequest,
     ProviderResult,
     ResultKind,
-    parse_retry_after,
     safe_json,
 )
 
@@ -286,28 +285,6 @@ class KomerzaProvider(Provider):
                 message = f"{message or 'invalid request'} ({fields})"
         error_code = f"KOMERZA_{code}" if code else f"KOMERZA_{response.status_code}"
         return self._result(response, kind, error_code, str(message or response.reason or "no message"))
-
-    @staticmethod
-    def _result(
-        response: requests.Response,
-        kind: ResultKind,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        *,
-        provider_order_id: str | None = None,
-        redirect_url: str | None = None,
-        unknown_result: bool = False,
-    ) -> ProviderResult:
-        return ProviderResult(
-            kind=kind,
-            http_status=response.status_code,
-            provider_order_id=provider_order_id,
-            redirect_url=redirect_url,
-            error_code=error_code,
-            error_message=error_message,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            unknown_result=unknown_result,
-        )
 
 
 def _field_errors(errors: Any) -> str:

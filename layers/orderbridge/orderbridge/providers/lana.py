@@ -33,7 +33,6 @@ from orderbridge.providers.base import (
     ProviderRequest,
     ProviderResult,
     ResultKind,
-    parse_retry_after,
     safe_json,
 )
 
@@ -287,28 +286,6 @@ class LanaProvider(Provider):
             message = f"{message} (fields: {fields})"
         code = error.code if error.code is not None else response.status_code
         return self._result(response, kind, f"LANA_{code}", message)
-
-    @staticmethod
-    def _result(
-        response: requests.Response,
-        kind: ResultKind,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        *,
-        provider_order_id: str | None = None,
-        provider_reference: str | None = None,
-        unknown_result: bool = False,
-    ) -> ProviderResult:
-        return ProviderResult(
-            kind=kind,
-            http_status=response.status_code,
-            provider_order_id=provider_order_id,
-            provider_reference=provider_reference,
-            error_code=error_code,
-            error_message=error_message,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            unknown_result=unknown_result,
-        )
 
 
 def _address(address: Address | None, where: str) -> LnAddress | None:

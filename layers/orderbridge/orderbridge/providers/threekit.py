@@ -29,7 +29,6 @@ from orderbridge.providers.base import (
     ProviderRequest,
     ProviderResult,
     ResultKind,
-    parse_retry_after,
     safe_json,
 )
 
@@ -255,28 +254,6 @@ class ThreekitProvider(Provider):
             kind,
             f"THREEKIT_{response.status_code}",
             str(message or response.reason or "no message"),
-        )
-
-    @staticmethod
-    def _result(
-        response: requests.Response,
-        kind: ResultKind,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        *,
-        provider_order_id: str | None = None,
-        provider_reference: str | None = None,
-        unknown_result: bool = False,
-    ) -> ProviderResult:
-        return ProviderResult(
-            kind=kind,
-            http_status=response.status_code,
-            provider_order_id=provider_order_id,
-            provider_reference=provider_reference,
-            error_code=error_code,
-            error_message=error_message,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            unknown_result=unknown_result,
         )
 
 
