@@ -6,6 +6,7 @@ client at moto's server without code of ours knowing about it.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -19,7 +20,17 @@ _CONFIG = Config(
 )
 
 
+_LOCK = threading.Lock()
+
+
+@cache
+def _session() -> boto3.session.Session:
+    # One session for every client: building a session loads botocore's data files again.
+    return boto3.session.Session()
+
+
 @cache
 def client(service: str) -> Any:
     """Return the process-wide client for `service` (one per service, created on first use)."""
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    with _LOCK:  # a session may not build clients from two threads at once
+        return _session().client(service, config=_CONFIG)  # type: ignore[call-overload]
