@@ -100,9 +100,11 @@ def test_secrets_have_the_names_the_configuration_uses(template: dict[str, Any])
 
     names = {v["Properties"]["Name"] for v in resources_of(template, "AWS::SecretsManager::Secret").values()}
     config = json.loads((Path(__file__).resolve().parents[1] / "config" / "local.json").read_text())
-    used = {d["secret_id"] for d in config["destinations"].values()} | {
-        w["secret_id"] for w in config["webhooks"].values()
-    }
+    used = (
+        {d["secret_id"] for d in config["destinations"].values()}
+        | {w["secret_id"] for w in config["webhooks"].values()}
+        | {constants.CLIENT_HASH_SECRET_DEFAULT}  # the intake's own key, generated at deploy
+    )
     assert names == used, "every secret the configuration names is declared in the template, and no other"
     for secret in resources_of(template, "AWS::SecretsManager::Secret").values():
         assert "SecretString" not in secret["Properties"]  # never a literal value in the template
@@ -171,10 +173,11 @@ def test_sam_translates_the_api(translated: dict[str, Any]) -> None:
     assert throttle["ThrottlingRateLimit"] > 0 and throttle["ThrottlingBurstLimit"] > 0
     (api,) = resources_of(translated, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
-    assert set(paths) == {"/forms/{form_key}", "/webhooks/{source}", "/orders/{tracking_id}"}
+    assert set(paths) == {"/forms/{form_key}", "/webhooks/{source}", "/orders/{tracking_id}", "/openapi.json"}
     assert set(paths["/forms/{form_key}"]) == {"post", "options"}
     assert set(paths["/webhooks/{source}"]) == {"post"}
     assert set(paths["/orders/{tracking_id}"]) == {"get"}
+    assert set(paths["/openapi.json"]) == {"get"}
     permissions = resources_of(translated, "AWS::Lambda::Permission")
     assert {p["Properties"]["Principal"] for p in permissions.values()} == {"apigateway.amazonaws.com"}
 

@@ -63,12 +63,14 @@ class IntakeRejectedError(OrderbridgeError):
         code: str,
         message: str,
         fields: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = fields or []
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
     def body(self) -> dict[str, object]:
         return {"error": {"code": self.code, "message": self.message, "fields": self.fields}}

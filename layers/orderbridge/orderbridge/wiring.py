@@ -15,7 +15,7 @@ from orderbridge.credentials import CredentialStore
 from orderbridge.dispatch import Dispatcher, DispatcherSettings
 from orderbridge.intake import IntakeService
 from orderbridge.outcomes import OutcomeStore
-from orderbridge.ratelimit import DynamoDBRateLimiter
+from orderbridge.ratelimit import DynamoDBRateLimiter, PostRateLimiter
 
 if TYPE_CHECKING:
     from orderbridge.imports.service import ImportService
@@ -49,11 +49,31 @@ def outcome_store() -> OutcomeStore:
     )
 
 
+def post_rate_limiter(credentials: CredentialStore) -> PostRateLimiter | None:
+    """Form post limits in the shared rate-limit table; IPs keyed by a hash whose key is a secret."""
+    table = os.environ.get(constants.RATE_LIMIT_TABLE_ENV)
+    if not table:
+        return None
+    secret_id = _env(constants.CLIENT_HASH_SECRET_ENV, constants.CLIENT_HASH_SECRET_DEFAULT)
+
+    def hash_key() -> bytes | None:
+        value = credentials.get(secret_id)
+        key = value.get("key") or value.get("token")
+        return str(key).encode() if key else None
+
+    return PostRateLimiter(limiter=DynamoDBRateLimiter(table_name=table), hash_key=hash_key)
+
+
 def intake_service() -> IntakeService:
+    credentials = credential_store()
     return IntakeService(
         config=config_store(),
         outcomes=outcome_store(),
-        credentials=credential_store(),
+        credentials=credentials,
+        post_limiter=post_rate_limiter(credentials),
+        secret_refresh_interval=float(
+            _env(constants.SIGNING_SECRET_REFRESH_ENV, constants.SIGNING_SECRET_REFRESH_DEFAULT)
+        ),
         sqs_client=clients.client("sqs"),
         queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
         idempotency_table=_env(constants.IDEMPOTENCY_TABLE_ENV),

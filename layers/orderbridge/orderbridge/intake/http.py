@@ -53,7 +53,9 @@ def accepted_response(
 
 
 def error_response(exc: IntakeRejectedError) -> Response:
-    return Response(status_code=exc.status, content_type="application/json", body=exc.body())
+    return Response(
+        status_code=exc.status, content_type="application/json", headers=exc.headers, body=exc.body()
+    )
 
 
 def raw_body(body: str | None, is_base64_encoded: bool) -> bytes:

@@ -40,10 +40,12 @@ from orderbridge.models.config import OrderbridgeConfig
 from orderbridge.models.event import OrderEvent, new_tracking_id
 from orderbridge.models.order import CanonicalOrder
 from orderbridge.models.outcome import OutcomeStatus
+from orderbridge.observability import mask_pii
 from orderbridge.outcomes import OutcomeStore
 
 if TYPE_CHECKING:  # the dispatcher is imported only when a checkout-mode form needs it
     from orderbridge.dispatch import Dispatcher
+    from orderbridge.ratelimit import PostRateLimiter
 
 logger = Logger(child=True)
 # Namespace fixed at import, so metrics work whenever this module is first imported.
@@ -107,6 +109,8 @@ class IntakeService:
         webhook_tolerance: int = 300,
         max_body_bytes: int = 65536,
         dispatcher_factory: Callable[[], Dispatcher] | None = None,
+        post_limiter: PostRateLimiter | None = None,
+        secret_refresh_interval: float = 10.0,
     ) -> None:
         self.config = config
         self.outcomes = outcomes
@@ -118,6 +122,9 @@ class IntakeService:
         self._local = threading.local()
         self._dispatcher_factory = dispatcher_factory
         self._dispatcher: Dispatcher | None = None
+        self.post_limiter = post_limiter
+        self.secret_refresh_interval = secret_refresh_interval
+        self._secret_refreshed: dict[str, float] = {}  # secret id -> monotonic time of the last re-read
         persistence = DynamoDBPersistenceLayer(table_name=idempotency_table, boto3_client=dynamodb_client)
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="dedup_key", expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS
@@ -148,6 +155,7 @@ class IntakeService:
             raise IntakeRejectedError(
                 403, "ORIGIN_NOT_ALLOWED", "this form does not accept posts from that origin"
             )
+        self._check_rate(form_key, form.rate_limit, ip)
         self._check_size(body)
         media = _media_type(content_type)
         text = self._text(body)
@@ -183,20 +191,16 @@ class IntakeService:
         if hook is None:
             raise IntakeRejectedError(404, "SOURCE_NOT_FOUND", "unknown webhook source")
         self._check_size(body)
-        secrets = self._signing_secrets(hook.secret_id)
         try:
-            if hook.scheme == "standard":
-                event_id = signatures.verify_standard(
-                    body, headers, secrets, tolerance=self.webhook_tolerance
-                )
-            else:
-                event_id = signatures.verify_shopify(body, headers, secrets)
+            event_id = self._verify(hook, headers, body)
         except SignatureError as exc:
             logger.warning("webhook signature rejected", extra={"source": source, "error_code": exc.code})
             raise IntakeRejectedError(401, exc.code, exc.message) from None
         if _media_type(_header(headers, "content-type")) != JSON:
             raise IntakeRejectedError(415, "UNSUPPORTED_MEDIA_TYPE", f"webhooks must be {JSON}")
         payload = self._json(self._text(body))
+        if hook.scheme == "stripe" and isinstance(payload, dict) and isinstance(payload.get("id"), str):
+            event_id = payload["id"][:128]  # Stripe-style events carry their id in the signed body
         if hook.payload == "shopify":
             topic = _header(headers, "x-shopify-topic")
             if topic and topic != "orders/create":
@@ -330,9 +334,60 @@ class IntakeService:
             logger.exception("configuration unavailable")
             raise
 
-    def _signing_secrets(self, secret_id: str) -> list[str]:
+    def _verify(self, hook: Any, headers: Mapping[str, str], body: bytes) -> str:
+        """Check the signature; on a mismatch re-read the secret once, so a rotation counts at once.
+
+        The re-read is spaced by `secret_refresh_interval` per secret, so forged signatures cannot
+        turn into a flood of Secrets Manager calls.
+        """
+        secrets = self._signing_secrets(hook.secret_id)
         try:
-            value = self.credentials.get(secret_id)
+            return self._verify_with(hook, headers, body, secrets)
+        except SignatureError as exc:
+            last = self._secret_refreshed.get(hook.secret_id)
+            now = time.monotonic()
+            if exc.code != "SIGNATURE_INVALID" or (
+                last is not None and now - last < self.secret_refresh_interval
+            ):
+                raise
+            self._secret_refreshed[hook.secret_id] = now
+            fresh = self._signing_secrets(hook.secret_id, refresh=True)
+            if fresh == secrets:
+                raise
+            logger.info("signing secret re-read after a mismatch", extra={"secret_id": hook.secret_id})
+            return self._verify_with(hook, headers, body, fresh)
+
+    def _verify_with(self, hook: Any, headers: Mapping[str, str], body: bytes, secrets: list[str]) -> str:
+        if hook.scheme == "standard":
+            return signatures.verify_standard(body, headers, secrets, tolerance=self.webhook_tolerance)
+        if hook.scheme == "stripe":
+            return signatures.verify_stripe(
+                body,
+                headers,
+                secrets,
+                tolerance=self.webhook_tolerance,
+                header=hook.signature_header or signatures.STRIPE_HEADER_DEFAULT,
+            )
+        return signatures.verify_shopify(body, headers, secrets)
+
+    def _check_rate(self, form_key: str, limits: Any, ip: str | None) -> None:
+        if self.post_limiter is None:
+            return
+        wait = self.post_limiter.retry_after(
+            form_key=form_key, ip=ip, per_client=limits.per_client, per_form=limits.per_form
+        )
+        if wait is not None:
+            metrics.add_metric(name="FormPostsRateLimited", unit=MetricUnit.Count, value=1)
+            raise IntakeRejectedError(
+                429,
+                "RATE_LIMITED",
+                f"too many posts to this form; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+
+    def _signing_secrets(self, secret_id: str, *, refresh: bool = False) -> list[str]:
+        try:
+            value = self.credentials.get(secret_id, refresh=refresh)
         except CredentialsError:
             logger.exception("webhook signing secret unavailable")
             raise
@@ -368,6 +423,7 @@ class IntakeService:
             return CanonicalOrder.model_validate(raw)
         except ValidationError as exc:
             fields = field_errors(exc)
+            logger.debug("order failed validation", extra={"fields": fields, "order": mask_pii(raw)})
             if rename is not None:
                 for f in fields:
                     f["field"] = rename(f["field"])

@@ -80,3 +80,57 @@ def verify_shopify(body: bytes, headers: Mapping[str, str], secrets: Sequence[st
 def sign_shopify(body: bytes, secret: str) -> str:
     """The header value Shopify would send (for the demo, tests and senders of our own)."""
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+STRIPE_HEADER_DEFAULT = "Stripe-Signature"
+
+
+def verify_stripe(
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: Sequence[str],
+    *,
+    tolerance: int,
+    header: str = STRIPE_HEADER_DEFAULT,
+) -> str:
+    """Stripe-style: `t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` (several `v1` allowed).
+
+    The timestamp is signed with the body, so a captured delivery cannot be replayed after the
+    tolerance window; inside it, the event id in the body deduplicates (the header carries none,
+    so this returns "").
+    """
+    value = _lower(headers).get(header.lower())
+    if not value:
+        raise SignatureError("SIGNATURE_MISSING", f"{header} is required")
+    stamp: str | None = None
+    given: list[bytes] = []
+    for part in value.split(","):
+        key, _, item = part.strip().partition("=")
+        if key == "t":
+            stamp = item
+        elif key == "v1":
+            try:
+                given.append(bytes.fromhex(item))
+            except ValueError:
+                continue  # a malformed entry matches nothing; another entry may
+    if stamp is None or not given:
+        raise SignatureError("SIGNATURE_INVALID", f"{header} needs t=<timestamp> and at least one v1=<hex>")
+    try:
+        age = time.time() - int(stamp)
+    except ValueError:
+        raise SignatureError("SIGNATURE_INVALID", f"{header} timestamp is not an integer") from None
+    if abs(age) > tolerance:
+        raise SignatureError("SIGNATURE_EXPIRED", f"{header} timestamp is outside the {tolerance}s window")
+    signed = stamp.encode() + b"." + body
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+        if any(hmac.compare_digest(expected, candidate) for candidate in given):
+            return ""
+    raise SignatureError("SIGNATURE_INVALID", f"no v1 signature in {header} matches the body")
+
+
+def sign_stripe(body: bytes, secret: str, *, timestamp: int | None = None) -> str:
+    """The header value a Stripe-style sender would send (for the demo, tests and our own senders)."""
+    stamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={stamp},v1={digest}"

@@ -50,6 +50,27 @@ class Route(_Config):
     destinations: list[RouteDestination] = Field(min_length=1)
 
 
+class PostLimit(_Config):
+    """A GCRA limit: `requests` per `per_seconds`, of which `burst` may come back to back."""
+
+    requests: int = Field(ge=1)
+    per_seconds: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1)
+
+
+class FormRateLimits(_Config):
+    """Abuse limits of a public form; `null` switches one off."""
+
+    per_client: PostLimit | None = Field(
+        default_factory=lambda: PostLimit(requests=20, per_seconds=60, burst=10),
+        description="One buyer (source IP): a few orders a minute is plenty; bots get 429.",
+    )
+    per_form: PostLimit | None = Field(
+        default_factory=lambda: PostLimit(requests=600, per_seconds=60, burst=100),
+        description="All clients of the form together: caps a distributed flood of one form key.",
+    )
+
+
 class FormConfig(_Config):
     """A public storefront form, identified by its form key."""
 
@@ -62,15 +83,25 @@ class FormConfig(_Config):
         "hosted checkout (303 for a plain form, JSON for fetch); falls back to queued (202) on a timeout.",
     )
     checkout_timeout_seconds: float = Field(default=8.0, gt=0, le=25)
+    rate_limit: FormRateLimits = Field(
+        default_factory=lambda: FormRateLimits(),
+        description="Posts allowed per client (keyed hash of the source IP) and per form key, "
+        "counted across every intake instance; over it: 429 RATE_LIMITED with Retry-After.",
+    )
 
 
 class WebhookSource(_Config):
     """A storefront platform that pushes signed order events."""
 
-    scheme: Literal["standard", "shopify"]
+    scheme: Literal["standard", "shopify", "stripe"]
     payload: Literal["canonical", "shopify"]
     route: Name
     secret_id: str = Field(description='Secrets Manager id; JSON {"secrets": [...]} or a plain string.')
+    signature_header: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="stripe scheme: the header carrying `t=...,v1=...` (default Stripe-Signature).",
+    )
 
 
 class OrderbridgeConfig(_Config):

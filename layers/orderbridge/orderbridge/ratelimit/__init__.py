@@ -1,5 +1,6 @@
-"""Provider rate limits held across every dispatcher instance, not just inside one process."""
+"""Rate limits held across every instance, not just inside one process: provider calls and posts."""
 
 from orderbridge.ratelimit.limiter import DynamoDBRateLimiter, RateLimiter
+from orderbridge.ratelimit.posts import PostRateLimiter
 
-__all__ = ["DynamoDBRateLimiter", "RateLimiter"]
+__all__ = ["DynamoDBRateLimiter", "PostRateLimiter", "RateLimiter"]
