@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test lint format demo up schema bench clean
+.PHONY: setup test lint format demo up schema openapi bench clean
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ bench: setup
 ## make schema: regenerate the JSON Schema of queue events from the model
 schema: setup
 	$(BIN)/python -m orderbridge.models.schema > schemas/order-event.schema.json
+
+## make openapi: regenerate the intake's OpenAPI document from its routes and models
+openapi: setup
+	$(BIN)/python -m orderbridge.intake.openapi functions/intake/app.py > openapi/intake.openapi.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -62,6 +62,20 @@ def order_status(tracking_id: str) -> Response:
     return Response(status_code=200, content_type="application/json", body=found)
 
 
+@app.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI document of these routes (also saved as openapi/intake.openapi.json)."""
+    from orderbridge.intake import openapi  # only this route needs it: keeps cold starts lean
+
+    return Response(status_code=200, content_type="application/json", body=openapi.document(app))
+
+
+@app.not_found
+def no_route(_exc: Exception) -> Response:
+    """Unknown path or method: the same error shape as every other refusal."""
+    return error_response(IntakeRejectedError(404, "NOT_FOUND", "no such resource"))
+
+
 @app.exception_handler(IntakeRejectedError)
 def rejected(exc: IntakeRejectedError) -> Response:
     return error_response(exc)
