@@ -1,7 +1,9 @@
 """Building the services from environment variables (the names live in `constants`).
 
 The Lambda functions call these once per execution environment, at import time, so clients
-and caches survive across invocations.
+and caches survive across invocations. Each builder imports what it builds, so a function loads only
+its own path: the dispatcher never imports the intake, and the intake imports the dispatcher (with
+`requests` and the provider adapters) only when a checkout-mode form first needs it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from typing import TYPE_CHECKING
 from orderbridge import clients, constants
 from orderbridge.config import ConfigStore
 from orderbridge.credentials import CredentialStore
-from orderbridge.dispatch import Dispatcher, DispatcherSettings
-from orderbridge.intake import IntakeService
 from orderbridge.outcomes import OutcomeStore
 from orderbridge.ratelimit import DynamoDBRateLimiter, PostRateLimiter
 
 if TYPE_CHECKING:
+    from orderbridge.dispatch import Dispatcher
     from orderbridge.imports.service import ImportService
+    from orderbridge.intake import IntakeService
 
 
 def _env(name: str, default: object = None) -> str:
@@ -65,6 +67,8 @@ def post_rate_limiter(credentials: CredentialStore) -> PostRateLimiter | None:
 
 
 def intake_service() -> IntakeService:
+    from orderbridge.intake import IntakeService
+
     credentials = credential_store()
     return IntakeService(
         config=config_store(),
@@ -85,6 +89,8 @@ def intake_service() -> IntakeService:
 
 
 def dispatcher() -> Dispatcher:
+    from orderbridge.dispatch import Dispatcher, DispatcherSettings
+
     return Dispatcher(
         config=config_store(),
         outcomes=outcome_store(),
