@@ -274,6 +274,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _header("webhook-signature", "standard scheme: `v1,<base64 HMAC-SHA256>` (several allowed)."),
             _header("X-Shopify-Hmac-Sha256", "shopify scheme: base64 HMAC-SHA256 of the body."),
             _header("X-Shopify-Topic", "shopify scheme: only `orders/create` creates an order."),
+            _header("Stripe-Signature", "stripe scheme: `t=<unix>,v1=<hex HMAC-SHA256 of t.body>`."),
         ],
         "requestBody": {
             "required": True,
