@@ -1,13 +1,15 @@
 """Package size: the layer and each function as `sam build` would make them, unzipped and zipped.
 
-The layer (template: `BuildMethod: python3.13`, `BuildArchitecture: arm64`) is the requirements of
-`layers/orderbridge/requirements.txt` installed into a `python/` directory for the target
-platform (`pip install --platform manylinux2014_aarch64 --python-version 3.13 --only-binary=:all:
---target ...`; if pip cannot resolve that, the host platform, and the result says so), plus the
-`orderbridge` package copied in. Wheels are unpacked without compiling `.pyc` files, like SAM's
-builder. Each function (every `functions/<name>/app.py`) is its `CodeUri` directory. boto3 is
-not in the requirements (the runtime has it), but anything that depends on botocore brings it
-along; the table marks what the runtime already provides.
+The layer is built the way template.yaml says (one source of truth, read from the template):
+with `BuildMethod: makefile` (as now) by running `layers/orderbridge/Makefile`'s
+`build-OrderbridgeLayer` target in a scratch copy of the layer's `ContentUri`, exactly as `sam
+build` does: the requirements of `layers/orderbridge/requirements.txt` installed for the target
+platform (arm64 / CPython 3.13 wheels), boto3 and its dependencies removed (the runtime ships
+them), the `orderbridge` package copied in. With `BuildMethod: python3.13` it emulates SAM's
+python builder instead (pip for the target platform into `python/`, the `ContentUri` copied next
+to it). If the target platform cannot be resolved, the host platform is used and the result says
+so. Each function (every `functions/<name>/app.py`) is its `CodeUri` directory. The table marks
+anything in the layer that the runtime already provides (there should be nothing left).
 
 Sizes are against Lambda's 250 MB unzipped limit (function plus all its layers) and a 20 MB
 target. Prints tables and writes bench/results/package_size.json.
@@ -49,6 +51,24 @@ def pip_install(requirements: Path, target: Path, *, cross: bool) -> subprocess.
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     cmd += [*PLATFORM, "--only-binary=:all:"] if cross else []
     cmd += ["--target", str(target), "-r", str(requirements)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+
+
+def layer_build_method() -> tuple[str, str]:
+    """The layer's BuildMethod and BuildArchitecture, from template.yaml."""
+    from orderbridge_local.template_resources import load_template
+
+    layer = load_template(ROOT / "template.yaml")["Resources"]["OrderbridgeLayer"]
+    meta = layer.get("Metadata", {})
+    return str(meta.get("BuildMethod", "")), str(meta.get("BuildArchitecture", "x86_64"))
+
+
+def make_layer(artifacts: Path, scratch: Path, *, cross: bool) -> subprocess.CompletedProcess[str]:
+    """`sam build` with `BuildMethod: makefile`: the target run in a scratch copy of the ContentUri."""
+    shutil.copytree(ROOT / "layers" / "orderbridge", scratch, ignore=IGNORE)
+    cmd = ["make", "--no-print-directory", "-C", str(scratch), "build-OrderbridgeLayer"]
+    cmd += [f"ARTIFACTS_DIR={artifacts}", f"PYTHON={sys.executable}"]
+    cmd += [] if cross else ["PIP_PLATFORM="]
     return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
 
 
@@ -139,25 +159,35 @@ def main(argv: list[str] | None = None) -> int:
         build = Path(tmp)
         site = build / "layer" / "python"
         requirements = ROOT / "layers" / "orderbridge" / "requirements.txt"
+        method, arch = layer_build_method()
         platform_note = "manylinux2014_aarch64, CPython 3.13 (the template's arm64 / python3.13)"
-        proc = None if args.host_platform else pip_install(requirements, site, cross=True)
+
+        def build_layer(cross: bool) -> subprocess.CompletedProcess[str]:
+            shutil.rmtree(build / "layer", ignore_errors=True)
+            shutil.rmtree(build / "scratch", ignore_errors=True)
+            if method == "makefile":
+                return make_layer(build / "layer", build / "scratch", cross=cross)
+            return pip_install(requirements, site, cross=cross)
+
+        proc = None if args.host_platform else build_layer(cross=True)
         if proc is None or proc.returncode != 0:
             if proc is not None:
                 console.print(
-                    f"[yellow]arm64 / 3.13 install failed, using the host platform:\n{proc.stderr[-1500:]}"
+                    f"[yellow]arm64 / 3.13 build failed, using the host platform:\n{proc.stderr[-1500:]}"
                 )
-            shutil.rmtree(site, ignore_errors=True)
-            proc = pip_install(requirements, site, cross=False)
+            proc = build_layer(cross=False)
             platform_note = (
                 f"host platform ({sys.platform}, CPython {sys.version.split()[0]}): NOT the target"
             )
             if proc.returncode != 0:
-                console.print(f"[red]pip install failed:\n{proc.stderr[-3000:]}")
+                console.print(f"[red]layer build failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
                 return 1
         dists = distributions(site)
-        # The layer's own code, as SAM copies the ContentUri next to the installed requirements.
-        shutil.copytree(ROOT / "layers/orderbridge/orderbridge", site / "orderbridge", ignore=IGNORE)
-        shutil.copy2(requirements, site / "requirements.txt")
+        if method != "makefile":
+            # SAM's python builder copies the whole ContentUri next to the installed requirements.
+            shutil.copytree(ROOT / "layers/orderbridge/orderbridge", site / "orderbridge", ignore=IGNORE)
+            shutil.copy2(requirements, site / "requirements.txt")
+        platform_note += f"; layer BuildMethod `{method}`, BuildArchitecture `{arch}` (template.yaml)"
         functions = {}
         for source in sorted(p.parent for p in (ROOT / "functions").glob("*/app.py")):
             name = source.name
