@@ -173,8 +173,17 @@ def test_sam_translates_the_api(translated: dict[str, Any]) -> None:
     assert throttle["ThrottlingRateLimit"] > 0 and throttle["ThrottlingBurstLimit"] > 0
     (api,) = resources_of(translated, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
-    assert set(paths) == {"/forms/{form_key}", "/webhooks/{source}", "/orders/{tracking_id}", "/openapi.json"}
-    assert set(paths["/forms/{form_key}"]) == {"post", "options"}
+    storefront = {
+        "/forms/{form_key}/embed": {"get"},
+        "/forms/{form_key}/submit": {"post"},
+        "/forms/{form_key}/confirmation/{tracking_id}": {"get"},
+        "/forms/{form_key}/orders/{tracking_id}": {"get"},
+        "/storefront/{asset}": {"get"},
+    }
+    original = {"/forms/{form_key}", "/webhooks/{source}", "/orders/{tracking_id}", "/openapi.json"}
+    assert set(paths) == original | set(storefront)
+    assert set(paths["/forms/{form_key}"]) == {"post", "options", "get"}
+    assert {p: set(paths[p]) for p in storefront} == storefront
     assert set(paths["/webhooks/{source}"]) == {"post"}
     assert set(paths["/orders/{tracking_id}"]) == {"get"}
     assert set(paths["/openapi.json"]) == {"get"}

@@ -62,6 +62,72 @@ def order_status(tracking_id: str) -> Response:
     return Response(status_code=200, content_type="application/json", body=found)
 
 
+# --- storefront order form (orderbridge.storefront): pages, snippet, the browser's post -----------
+
+
+def _storefront() -> Any:
+    """Built on first use: pages are rare next to API posts, so they stay off the cold start."""
+    global _STOREFRONT
+    if _STOREFRONT is None:
+        from orderbridge.storefront import Storefront
+
+        _STOREFRONT = Storefront(service=service)
+    return _STOREFRONT
+
+
+_STOREFRONT: Any = None
+
+
+@app.get("/forms/<form_key>")
+def storefront_form(form_key: str) -> Response:
+    from orderbridge.storefront.web import api_root
+
+    return _storefront().form_page(form_key, root=api_root(app.current_event.path))
+
+
+@app.get("/forms/<form_key>/embed")
+def storefront_snippet(form_key: str) -> Response:
+    from orderbridge.storefront.web import public_base
+
+    event = app.current_event
+    base = public_base(event.headers, event.path, event.request_context.path)
+    return _storefront().snippet(form_key, base=base)
+
+
+@app.post("/forms/<form_key>/submit")
+@tracer.capture_method
+def storefront_submit(form_key: str) -> Response:
+    from orderbridge.storefront.web import api_root
+
+    event = app.current_event
+    return _storefront().submit(
+        form_key,
+        headers=event.headers,
+        body=raw_body(event.body, event.is_base64_encoded),
+        ip=event.request_context.identity.source_ip,
+        user_agent=event.headers.get("user-agent"),
+        root=api_root(event.path),
+    )
+
+
+@app.get("/forms/<form_key>/confirmation/<tracking_id>")
+def storefront_confirmation(form_key: str, tracking_id: str) -> Response:
+    from orderbridge.storefront.web import api_root
+
+    return _storefront().confirmation_page(form_key, tracking_id, root=api_root(app.current_event.path))
+
+
+@app.get("/forms/<form_key>/orders/<tracking_id>")
+def storefront_order_status(form_key: str, tracking_id: str) -> Response:
+    origin = app.current_event.headers.get("origin")
+    return _storefront().order_status(form_key, tracking_id, origin=origin)
+
+
+@app.get("/storefront/<asset>")
+def storefront_asset(asset: str) -> Response:
+    return _storefront().asset(asset)
+
+
 @app.get("/openapi.json")
 def openapi_document() -> Response:
     """The OpenAPI document of these routes (also saved as openapi/intake.openapi.json)."""
