@@ -27,6 +27,10 @@ FINAL_STATUSES = frozenset(
 
 
 class HistoryEntry(BaseModel):
+    # Built on first use, not at import: only status reads and the operator CLI validate outcomes,
+    # so neither function's cold start pays for it.
+    model_config = ConfigDict(defer_build=True)
+
     at: datetime
     status: OutcomeStatus
     attempt: int = 0
@@ -38,7 +42,7 @@ class HistoryEntry(BaseModel):
 class Outcome(BaseModel):
     """What the outcome table holds for one order at one destination. No secrets, little PII."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     tracking_id: str
     destination: str
