@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: setup test lint format demo up schema openapi bench clean
+.PHONY: setup test lint format demo up schema openapi bench clean browser
 
 setup: $(VENV)/.installed
 
@@ -16,6 +16,12 @@ $(VENV)/.installed: pyproject.toml requirements-dev.txt layers/orderbridge/requi
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
+
+## make browser: Debian's chromium for the browser tests (tests/e2e); Playwright uses it, never its own download
+browser:
+	@if [ -x /usr/bin/chromium ]; then /usr/bin/chromium --version; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; fi
 
 ## make test: lint, template checks and the whole test suite (what CI runs)
 test: setup lint
