@@ -29,7 +29,7 @@ from standardwebhooks.webhooks import Webhook
 
 from orderbridge.intake.signatures import sign_shopify, sign_stripe
 
-FUZZ_EXAMPLES = int(os.environ.get("ORDERBRIDGE_FUZZ_EXAMPLES", "25"))
+FUZZ_EXAMPLES = int(os.environ.get("ORDERBRIDGE_FUZZ_EXAMPLES", "12"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 SECRETS = json.loads((Path(__file__).resolve().parents[1] / "config" / "local-secrets.json").read_text())
 SEEN: set[int] = set()  # status codes the fuzzer got back

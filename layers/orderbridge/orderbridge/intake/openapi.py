@@ -210,6 +210,17 @@ def _errors(*codes: int) -> dict[str, Any]:
     return out
 
 
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _html_or_error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {**_html("")["content"], JSON: {"schema": {"$ref": REF.format(model="ErrorBody")}}},
+    }
+
+
 def _path(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
@@ -225,6 +236,8 @@ def _header(name: str, description: str) -> dict[str, Any]:
 
 
 FORM_KEY = _path("form_key", {"type": "string", "pattern": r"^fk_[A-Za-z0-9]{8,64}$"}, "The form's key.")
+# What the routes match: a path segment of other characters is no route at all (the usual 404 body).
+TRACKING = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,128}$"}
 ORIGIN = _header("Origin", "The storefront page's origin; must be one the form allows.")
 CORS = {
     "Access-Control-Allow-Origin": {"schema": {"type": "string"}},
@@ -299,10 +312,88 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Poll an order's status",
         "description": "A tracking id is the capability to read that order and no other.",
         "tags": ["status"],
-        "parameters": [_path("tracking_id", {"type": "string", "maxLength": 128}, "From the 202 answer.")],
+        "parameters": [_path("tracking_id", TRACKING, "From the 202 answer.")],
         "responses": {
             "200": _json(StatusBody, "The order's status at each destination."),
             **_errors(404, 503),
+        },
+    },
+    # --- the storefront's own pages (orderbridge.storefront) -----------------------------------
+    ("GET", "/forms/{form_key}"): {
+        "summary": "The order form page",
+        "tags": ["storefront"],
+        "parameters": [FORM_KEY],
+        "responses": {
+            "200": _html("The form."),
+            "404": _html_or_error("Unknown form key (page); a path no route matches (error body)."),
+            **_errors(503),
+        },
+    },
+    ("GET", "/forms/{form_key}/embed"): {
+        "summary": "The snippet that embeds the form in a storefront page",
+        "tags": ["storefront"],
+        "parameters": [FORM_KEY],
+        "responses": {"200": _html("The snippet."), **_errors(404, 503)},
+    },
+    ("POST", "/forms/{form_key}/submit"): {
+        "summary": "The form page's post (HTML answers; JSON when the script asks for it)",
+        "tags": ["storefront"],
+        "parameters": [FORM_KEY, ORIGIN, _header("Accept", "`application/json` for JSON answers.")],
+        "requestBody": {
+            "required": True,
+            "content": {
+                FORM: {"schema": {"$ref": REF.format(model="FormFields")}},
+                JSON: {"schema": {"$ref": REF.format(model="FormSubmission")}},
+            },
+        },
+        "responses": {
+            "202": _json(AcceptedBody, "Accepted (JSON).", CORS),
+            "200": _json(CheckoutBody, "Checkout mode (JSON).", CORS),
+            "303": {
+                "description": "Accepted: to the confirmation page or the provider's checkout.",
+                "headers": {"Location": {"schema": {"type": "string"}, "required": True}},
+            },
+            **{
+                code: {**answer, "content": {**answer["content"], **_html("")["content"]}}
+                for code, answer in _errors(400, 403, 404, 409, 413, 415, 422, 429, 503).items()
+            },
+        },
+    },
+    ("GET", "/forms/{form_key}/confirmation/{tracking_id}"): {
+        "summary": "The confirmation page, polling the order's status",
+        "tags": ["storefront"],
+        "parameters": [FORM_KEY, _path("tracking_id", TRACKING, "Tracking id.")],
+        "responses": {
+            "200": _html("The confirmation."),
+            "404": _html_or_error("No such order (page); a path no route matches (error body)."),
+            **_errors(503),
+        },
+    },
+    ("GET", "/forms/{form_key}/orders/{tracking_id}"): {
+        "summary": "The status poll for this form's orders (with the form's CORS headers)",
+        "tags": ["storefront"],
+        "parameters": [
+            FORM_KEY,
+            ORIGIN,
+            _path("tracking_id", TRACKING, "Tracking id."),
+        ],
+        "responses": {"200": _json(StatusBody, "The order's status."), **_errors(404, 503)},
+    },
+    ("GET", "/storefront/{asset}"): {
+        "summary": "The form's script and stylesheet",
+        "tags": ["storefront"],
+        "parameters": [
+            _path("asset", {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}, "File name.")
+        ],
+        "responses": {
+            "200": {
+                "description": "The file.",
+                "content": {
+                    "text/javascript": {"schema": {"type": "string"}},
+                    "text/css": {"schema": {"type": "string"}},
+                },
+            },
+            **_errors(404),
         },
     },
     ("GET", OPENAPI_PATH): {
