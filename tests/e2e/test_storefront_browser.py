@@ -127,8 +127,11 @@ def test_valid_order_is_created_and_the_confirmation_follows_it(harness, page):
     expect(page.locator(".ob-spinner")).to_be_visible()
     expect(page.get_by_role("status")).to_have_text("Placing your order\u2026")
     shot(page, "03-submitting")
-    while not held:
+    for _ in range(WAIT_MS // 50):  # the route handler runs while playwright waits
+        if held:
+            break
         page.wait_for_timeout(50)
+    assert held, "the form never posted"
     held[0].continue_()
     panel = page.locator("[data-ob-confirmation]")
     expect(panel).to_have_attribute("data-ob-state", "PENDING")
@@ -283,8 +286,15 @@ def shop(harness) -> Iterator[str]:
     config["forms"]["fk_demo0001"]["allowed_origins"].append(origin)
     harness.system.upload_config(config)
     try:
-        while requests.options(harness.api + FORM, headers={"Origin": origin}, timeout=10).status_code != 204:
-            threading.Event().wait(0.2)  # the intake re-reads its configuration every second locally
+        for _ in range(100):  # the intake re-reads its configuration every second locally
+            if (
+                requests.options(harness.api + FORM, headers={"Origin": origin}, timeout=10).status_code
+                == 204
+            ):
+                break
+            threading.Event().wait(0.2)
+        else:
+            pytest.fail("the intake never allowed the shop's origin")
         yield origin
     finally:
         harness.system.upload_config()
