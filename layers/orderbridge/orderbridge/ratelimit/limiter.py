@@ -25,6 +25,10 @@ class RateLimiter(Protocol):
         """Seconds until the caller may send. If > max_wait, nothing was reserved."""
         ...
 
+    def try_acquire(self, key: str, *, limit: int, per_seconds: float, burst: int = 1) -> float:
+        """0 when a slot was taken now; else seconds until one frees (nothing taken)."""
+        ...
+
 
 class DynamoDBRateLimiter:
     """GCRA with the TAT stored in a DynamoDB table keyed by `bucket`."""
@@ -79,3 +83,53 @@ class DynamoDBRateLimiter:
                 raise
             return wait
         return interval * burst  # heavy contention: come back a little later
+
+    def try_acquire(self, key: str, *, limit: int, per_seconds: float, burst: int = 1) -> float:
+        """Take a slot now or answer how long until one frees; never waits, no read first.
+
+        For the intake, where a post either goes ahead or gets a 429 at once: one conditional
+        write when the bucket is idle (the common case), two when it is busy, none of them a
+        read, and no retry loop, because the busy-case increment is computed by DynamoDB.
+        """
+        interval = per_seconds / limit
+        tolerance = interval * max(0, burst - 1)
+        now = self._clock()
+        expires = {"N": str(int(now + per_seconds * 10 + 3600))}
+        try:  # idle or new bucket: the next slot starts from now
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key={"bucket": {"S": key}},
+                UpdateExpression="SET tat = :next, expires_at = :exp",
+                ConditionExpression="attribute_not_exists(tat) OR tat <= :now",
+                ExpressionAttributeValues={
+                    ":next": {"N": repr(now + interval)},
+                    ":now": {"N": repr(now)},
+                    ":exp": expires,
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return 0.0
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old_tat = float(exc.response["Item"]["tat"]["N"])
+        if old_tat - tolerance - now > 0:
+            return old_tat - tolerance - now
+        try:  # busy but within the burst: push the arrival time on by one interval
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key={"bucket": {"S": key}},
+                UpdateExpression="SET tat = tat + :interval, expires_at = :exp",
+                ConditionExpression="tat <= :latest",
+                ExpressionAttributeValues={
+                    ":interval": {"N": repr(interval)},
+                    ":latest": {"N": repr(now + tolerance)},
+                    ":exp": expires,
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return 0.0
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return max(interval, float(exc.response["Item"]["tat"]["N"]) - tolerance - now)

@@ -57,12 +57,8 @@ class PostRateLimiter:
             checks.append((f"intake:form:{form_key}", per_form))
         for key, limit in checks:
             try:
-                wait = self._limiter.reserve(
-                    key,
-                    limit=limit.requests,
-                    per_seconds=limit.per_seconds,
-                    burst=limit.burst,
-                    max_wait=0.0,
+                wait = self._limiter.try_acquire(
+                    key, limit=limit.requests, per_seconds=limit.per_seconds, burst=limit.burst
                 )
             except Exception:
                 logger.warning("rate limit table unavailable; post let through", exc_info=True)

@@ -1,0 +1,69 @@
+"""GCRA limiter against moto's DynamoDB: the intake's non-waiting `try_acquire` and `reserve`.
+
+A controllable clock makes every expectation exact; the table is the real one from the template.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from orderbridge import constants
+from orderbridge.ratelimit import DynamoDBRateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def limiter(harness) -> tuple[DynamoDBRateLimiter, Clock, str]:
+    clock = Clock()
+    table = os.environ[constants.RATE_LIMIT_TABLE_ENV]
+    return DynamoDBRateLimiter(table_name=table, clock=clock), clock, f"test:{uuid.uuid4().hex}"
+
+
+def test_try_acquire_allows_the_burst_then_answers_the_wait(limiter) -> None:
+    rl, clock, key = limiter
+    # 6 per 60 s = one slot every 10 s, burst 3: three at once, the fourth waits 10 s.
+    got = [rl.try_acquire(key, limit=6, per_seconds=60, burst=3) for _ in range(4)]
+    assert got[:3] == [0.0, 0.0, 0.0]
+    assert got[3] == pytest.approx(10.0)
+    clock.now += 9.0
+    assert rl.try_acquire(key, limit=6, per_seconds=60, burst=3) == pytest.approx(1.0)
+    clock.now += 1.0
+    assert rl.try_acquire(key, limit=6, per_seconds=60, burst=3) == 0.0
+    assert rl.try_acquire(key, limit=6, per_seconds=60, burst=3) == pytest.approx(10.0)
+
+
+def test_try_acquire_refused_posts_take_no_slot(limiter) -> None:
+    rl, clock, key = limiter
+    assert rl.try_acquire(key, limit=1, per_seconds=30) == 0.0
+    for _ in range(5):  # hammering while refused must not push the next slot further out
+        assert rl.try_acquire(key, limit=1, per_seconds=30) == pytest.approx(30.0)
+    clock.now += 30.0
+    assert rl.try_acquire(key, limit=1, per_seconds=30) == 0.0
+
+
+def test_try_acquire_idle_time_does_not_bank_extra_burst(limiter) -> None:
+    rl, clock, key = limiter
+    assert rl.try_acquire(key, limit=2, per_seconds=10, burst=2) == 0.0
+    clock.now += 3600.0  # an hour idle: still only the configured burst of 2
+    got = [rl.try_acquire(key, limit=2, per_seconds=10, burst=2) for _ in range(3)]
+    assert got[:2] == [0.0, 0.0]
+    assert got[2] > 0
+
+
+def test_try_acquire_and_reserve_share_one_bucket(limiter) -> None:
+    rl, clock, key = limiter
+    assert rl.reserve(key, limit=1, per_seconds=5, burst=1, max_wait=0.0) == 0.0
+    assert rl.try_acquire(key, limit=1, per_seconds=5) == pytest.approx(5.0)
+    clock.now += 5.0
+    assert rl.try_acquire(key, limit=1, per_seconds=5) == 0.0
+    assert rl.reserve(key, limit=1, per_seconds=5, burst=1, max_wait=0.0) == pytest.approx(5.0)
