@@ -81,3 +81,11 @@ def test_local_configuration_is_valid_and_references_are_checked():
     config["routes"]["default"]["destinations"][0]["destination"] = "ghost"
     with pytest.raises(ValidationError, match="unknown destination 'ghost'"):
         OrderbridgeConfig.model_validate(config)
+
+
+def test_country_and_currency_codes_are_upper_cased_before_the_pattern():
+    billing = dict(ORDER["billing_address"], country=" gb ")
+    got = order(billing_address=billing, currency="eur")
+    assert (got.billing_address.country, got.currency) == ("GB", "EUR")
+    with pytest.raises(ValidationError):
+        order(billing_address=dict(billing, country="g8"))
