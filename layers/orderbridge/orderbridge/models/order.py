@@ -25,8 +25,11 @@ from pydantic_core import PydanticCustomError
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$")]
-CurrencyCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
+# The pattern admits lower case because pydantic checks it before `to_upper` applies.
+CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern="^[a-zA-Z]{2}$")]
+CurrencyCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern="^[a-zA-Z]{3}$")
+]
 Money = Annotated[Decimal, Field(ge=0, le=Decimal("1000000"), decimal_places=2)]
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MetaValue = Annotated[str, StringConstraints(max_length=500)]
