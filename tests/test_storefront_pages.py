@@ -97,7 +97,7 @@ def test_form_page_has_labelled_fields_the_catalog_and_the_models_limits(harness
     assert f'data-max-lines="{MAX_LINES}"' in r.text
     assert page.controls["first_name"]["maxlength"] == "100"
     assert page.controls["address[zip]"]["minlength"] == "2"
-    assert page.controls["address[country]"]["pattern"] == "[A-Z]{2}"
+    assert page.controls["address[country]"]["pattern"] == "[a-zA-Z]{2}"
     assert page.controls["email"]["type"] == "email" and "required" in page.controls["email"]
     # one submission id per rendered page, and a honeypot
     first, second = page.controls["submission_id"]["value"], Fields(harness.get(FORM).text)
