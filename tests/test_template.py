@@ -216,6 +216,11 @@ def test_sam_keeps_the_explicit_policies(translated: dict[str, Any]) -> None:
 # --- local resources on moto's server ---------------------------------------------------------------------
 
 
+# moto keeps its state per process, account and region, not per server: a region of its own keeps
+# these resources (same secret names as the local run's) away from the harness's in this worker.
+ISOLATED_REGION = "eu-west-1"
+
+
 @pytest.fixture(scope="module")
 def aws() -> Iterator[dict[str, Any]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -227,7 +232,7 @@ def aws() -> Iterator[dict[str, Any]]:
             service: boto3.client(
                 service,
                 endpoint_url=endpoint,
-                region_name="us-east-1",
+                region_name=ISOLATED_REGION,
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
             )
