@@ -12,6 +12,7 @@ bench/results/throughput.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -37,11 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--quota", type=int, default=150, help="provider requests per window")
     parser.add_argument("--window", type=float, default=15.0, help="provider window in seconds (30 s real)")
+    parser.add_argument(
+        "--moto-in-process",
+        action="store_true",
+        help="moto in this process (sharing its GIL with the dispatchers), as the tests run it",
+    )
     args = parser.parse_args(argv)
     console = Console(width=120)
 
     settings = Settings(
-        workers=args.workers, visibility_timeout=30, max_receive_count=10, provider_timeout=10
+        workers=args.workers,
+        visibility_timeout=30,
+        max_receive_count=10,
+        provider_timeout=10,
+        moto_process=not args.moto_in_process,
     )
     with LocalSystem(settings) as system:
         from orderbridge import clients
@@ -112,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     times = sorted(datetime.fromisoformat(o["received_at"]).timestamp() for o in orders)
     span = times[-1] - times[0] if len(times) > 1 else 0.0
     limit_rate = args.quota / args.window
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     sustained = (len(times) - 1) / span if span else 0.0
     result = {
         "orders_sent": args.orders,
@@ -123,7 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         "sustained_per_second": round(sustained, 3),
         "fraction_of_limit": round(sustained / limit_rate, 3),
         "workers": args.workers,
+        "moto": "in process" if args.moto_in_process else "own process",
         "wall_seconds": round(elapsed, 1),
+        # where the time between provider calls went: one slot is 1/limit seconds
+        "gap_p50_ms": round(_percentile(gaps, 50) * 1000, 1),
+        "gap_p99_ms": round(_percentile(gaps, 99) * 1000, 1),
+        "gap_max_ms": round(max(gaps, default=0.0) * 1000, 1),
+        "seconds_lost_in_gaps_over_2_slots": round(
+            sum(g - 1 / limit_rate for g in gaps if g > 2 / limit_rate), 2
+        ),
     }
     table = Table(
         title=f"throughput under {args.quota} requests / {args.window:g} s, {args.workers} dispatchers"
@@ -136,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "throughput.json").write_text(json.dumps(result, indent=2))
     return 0 if duplicates == 0 and len(orders) == args.orders else 1
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":

@@ -67,3 +67,37 @@ def test_try_acquire_and_reserve_share_one_bucket(limiter) -> None:
     clock.now += 5.0
     assert rl.try_acquire(key, limit=1, per_seconds=5) == 0.0
     assert rl.reserve(key, limit=1, per_seconds=5, burst=1, max_wait=0.0) == pytest.approx(5.0)
+
+
+def test_a_reservation_overtaken_between_its_two_writes_still_gets_a_slot_of_its_own(limiter) -> None:
+    """Another instance reserves between this one's two writes: each still gets a distinct slot.
+
+    (Truly concurrent callers cannot be tested here: moto does not make a conditional write
+    atomic against a concurrent one, as DynamoDB does; so the interleaving is forced instead.)
+    """
+    from orderbridge import clients
+
+    rl, clock, key = limiter
+    other = DynamoDBRateLimiter(table_name=rl.table_name, clock=clock)
+    real = clients.client("dynamodb")
+    overtaken: list[float] = []
+
+    class OvertakenOnce:
+        def update_item(self, **kw):
+            if "tat + :interval" in kw["UpdateExpression"] and not overtaken:
+                overtaken.append(other.reserve(key, limit=10, per_seconds=1, burst=1, max_wait=60.0))
+            return real.update_item(**kw)
+
+    mine = DynamoDBRateLimiter(table_name=rl.table_name, clock=clock, dynamodb_client=OvertakenOnce())
+    assert rl.reserve(key, limit=10, per_seconds=1, burst=1, max_wait=60.0) == 0.0
+    assert mine.reserve(key, limit=10, per_seconds=1, burst=1, max_wait=60.0) == pytest.approx(0.2)
+    assert overtaken == [pytest.approx(0.1)]
+    assert rl.reserve(key, limit=10, per_seconds=1, burst=1, max_wait=60.0) == pytest.approx(0.3)
+
+
+def test_reserve_beyond_max_wait_takes_nothing(limiter) -> None:
+    rl, _clock, key = limiter
+    for i in range(3):
+        assert rl.reserve(key, limit=1, per_seconds=1, burst=1, max_wait=2.5) == pytest.approx(float(i))
+    assert rl.reserve(key, limit=1, per_seconds=1, burst=1, max_wait=2.5) == pytest.approx(3.0)
+    assert rl.reserve(key, limit=1, per_seconds=1, burst=1, max_wait=3.0) == pytest.approx(3.0)
