@@ -12,6 +12,8 @@ from orderbridge.exceptions import ConfigurationError, CredentialsError, IntakeR
 from orderbridge.intake.http import accepted_response, cors_headers, error_response, raw_body
 
 logger = Logger()
+# The handler is traced, its routes not: Tracer.capture_method logs every exception at ERROR with
+# its traceback, and a refused request (4xx) is the client's mistake, not an error of ours.
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
@@ -19,7 +21,6 @@ service = wiring.intake_service()
 
 
 @app.post("/forms/<form_key>")
-@tracer.capture_method
 def submit_form(form_key: str) -> Response:
     event = app.current_event
     origin = event.headers.get("origin")
@@ -44,7 +45,6 @@ def preflight(form_key: str) -> Response:
 
 
 @app.post("/webhooks/<source>")
-@tracer.capture_method
 def receive_webhook(source: str) -> Response:
     event = app.current_event
     body = raw_body(event.body, event.is_base64_encoded)
@@ -95,7 +95,6 @@ def storefront_snippet(form_key: str) -> Response:
 
 
 @app.post("/forms/<form_key>/submit")
-@tracer.capture_method
 def storefront_submit(form_key: str) -> Response:
     from orderbridge.storefront.web import api_root
 
