@@ -31,7 +31,7 @@ lint: setup $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
-	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet
+	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 format: setup
 	$(BIN)/ruff format .

@@ -72,8 +72,7 @@ def test_try_acquire_and_reserve_share_one_bucket(limiter) -> None:
 def test_a_reservation_overtaken_between_its_two_writes_still_gets_a_slot_of_its_own(limiter) -> None:
     """Another instance reserves between this one's two writes: each still gets a distinct slot.
 
-    (Truly concurrent callers cannot be tested here: moto does not make a conditional write
-    atomic against a concurrent one, as DynamoDB does; so the interleaving is forced instead.)
+    The interleaving is forced, so this holds whatever the scheduler does.
     """
     from orderbridge import clients
 
@@ -101,3 +100,19 @@ def test_reserve_beyond_max_wait_takes_nothing(limiter) -> None:
         assert rl.reserve(key, limit=1, per_seconds=1, burst=1, max_wait=2.5) == pytest.approx(float(i))
     assert rl.reserve(key, limit=1, per_seconds=1, burst=1, max_wait=2.5) == pytest.approx(3.0)
     assert rl.reserve(key, limit=1, per_seconds=1, burst=1, max_wait=3.0) == pytest.approx(3.0)
+
+
+def test_concurrent_reservations_each_get_a_slot_of_their_own(limiter) -> None:
+    """Many instances at once: no two share a slot and none is lost.
+
+    Holds because DynamoDB applies a conditional write atomically; moto does not, and the local
+    run restores it (`orderbridge_local.moto_atomic`): without that this test fails.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    rl, _clock, key = limiter
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        waits = list(
+            pool.map(lambda _: rl.reserve(key, limit=10, per_seconds=1, burst=1, max_wait=60.0), range(32))
+        )
+    assert sorted(round(w, 6) for w in waits) == [round(i * 0.1, 6) for i in range(32)]

@@ -22,6 +22,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from orderbridge_local import moto_atomic
 from orderbridge_local.apigw import LocalApi
 from orderbridge_local.poller import QueuePoller
 from orderbridge_local.template_resources import LocalResources, create_resources, load_template
@@ -39,9 +40,9 @@ def free_port() -> int:
 
 
 def start_moto_process(port: int, timeout: float = 30.0) -> subprocess.Popen[bytes]:
-    """moto's server as a child process; returns once it answers on `port`."""
+    """moto's server (with atomic DynamoDB writes) as a child process, once it answers on `port`."""
     proc = subprocess.Popen(  # noqa: S603 (fixed argv: this interpreter running moto)
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "orderbridge_local.moto_atomic", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -113,6 +114,7 @@ class LocalSystem:
         s = self.settings
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto call otherwise
         moto_port = s.moto_port or free_port()
+        moto_atomic.install()  # DynamoDB's atomic conditional writes, which moto lacks
         if s.moto_process:
             self._moto_process = start_moto_process(moto_port)
         else:
