@@ -1,9 +1,11 @@
-"""No secret value and no buyer PII in any log line of a full demo run, failures included.
+"""No secret value and no buyer PII in any log line of a full demo run, nor of the failure tests.
 
 Runs `orderbridge-local demo` in a subprocess at DEBUG log level (every sample in events/:
 valid orders for all four providers, a tampered signature, invalid input, provider rejections)
 and searches everything it printed for every secret planted in the local run and every buyer
-email, phone and street the samples carry.
+email, phone and street the samples carry. Then does the same for the failure tests (the fault
+matrix, forged and replayed webhooks, secrets rotated mid-stream), whose secrets change while
+they run.
 """
 
 from __future__ import annotations
@@ -72,3 +74,34 @@ def test_demo_run_logs_no_secret_and_no_buyer_pii():
     assert len(pii) >= 5
     found = sorted(p for p in pii if p in output)
     assert not found, f"buyer PII in the logs: {found}"
+
+
+# What the failure tests put into Secrets Manager while they run (rotations), besides the planted ones.
+ROTATED_SECRETS = ("rotated-token", "rotated-again", "whsec_old_", "whsec_new_")
+
+
+def test_failure_tests_log_no_secret():
+    # The orderbridge loggers at DEBUG, every other logger at INFO (as Lambda's root logger is at
+    # WARNING by default, botocore's DEBUG wire dumps are not part of what the functions log).
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    env = {k: os.environ[k] for k in keep if k in os.environ} | {"POWERTOOLS_LOG_LEVEL": "DEBUG"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            *("-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--log-cli-level=INFO"),
+            "tests/test_reliability.py",
+            "tests/test_replay_and_rotation.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "webhook signature rejected" in output  # the forged deliveries were logged
+    secrets = _planted_secrets() | set(ROTATED_SECRETS)
+    leaked = [s[:6] + "..." for s in secrets if s in output]
+    assert not leaked, f"secret values in the logs: {leaked}"
