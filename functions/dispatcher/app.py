@@ -20,8 +20,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 dispatcher = wiring.dispatcher()
 
 
-@tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
+    """One record. Not wrapped in Tracer.capture_method: it logs every exception at ERROR with a
+    traceback, and a record sent back to retry later is routine; the dispatcher logs it itself."""
     dispatcher.process(record)
 
 
