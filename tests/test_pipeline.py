@@ -265,6 +265,17 @@ def test_cors_preflight_answers_only_allowed_origins(harness):
     assert bad.status_code == 403 and "Access-Control-Allow-Origin" not in bad.headers
 
 
+def test_field_errors_carry_cors_headers_for_an_allowed_origin_only(harness):
+    """A shop's own page posts cross-origin; without CORS on the 422 it could not show the errors."""
+    bad = json.dumps({"email": "nope", "items": []})
+    headers = {"Content-Type": "application/json"}
+    r = harness.post(FORM, bad, headers | {"Origin": ORIGIN})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+    r = harness.post(FORM, bad, headers | {"Origin": "https://evil.example"})
+    assert r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers
+
+
 def test_status_endpoint_answers_only_the_tracking_id_asked(harness):
     r = harness.get("/orders/ob_" + "0" * 32)
     assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"

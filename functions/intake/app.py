@@ -24,18 +24,22 @@ service = wiring.intake_service()
 def submit_form(form_key: str) -> Response:
     event = app.current_event
     origin = event.headers.get("origin")
-    accepted = service.submit_form(
-        form_key=form_key,
-        content_type=event.headers.get("content-type"),
-        body=raw_body(event.body, event.is_base64_encoded),
-        origin=origin,
-        ip=event.request_context.identity.source_ip,
-        user_agent=event.headers.get("user-agent"),
-    )
+    cors = cors_headers(service.allowed_origin(form_key, origin))
+    try:
+        accepted = service.submit_form(
+            form_key=form_key,
+            content_type=event.headers.get("content-type"),
+            body=raw_body(event.body, event.is_base64_encoded),
+            origin=origin,
+            ip=event.request_context.identity.source_ip,
+            user_agent=event.headers.get("user-agent"),
+        )
+    except IntakeRejectedError as exc:  # a shop's page must be able to read its field errors
+        response = error_response(exc)
+        response.headers.update(cors)
+        return response
     html_form = "urlencoded" in (event.headers.get("content-type") or "")
-    return accepted_response(
-        accepted, cors_headers(service.allowed_origin(form_key, origin)), html_form=html_form
-    )
+    return accepted_response(accepted, cors, html_form=html_form)
 
 
 @app.route("/forms/<form_key>", method="OPTIONS")

@@ -54,7 +54,7 @@ def accepted_response(
 
 def error_response(exc: IntakeRejectedError) -> Response:
     return Response(
-        status_code=exc.status, content_type="application/json", headers=exc.headers, body=exc.body()
+        status_code=exc.status, content_type="application/json", headers=dict(exc.headers), body=exc.body()
     )
 
 
