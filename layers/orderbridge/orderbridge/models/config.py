@@ -18,12 +18,17 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RateLimit(_Config):
-    """The provider account's request limit, shared by every dispatcher instance."""
+class Limit(_Config):
+    """A GCRA limit: `requests` per `per_seconds`, of which `burst` may come back to back."""
 
     requests: int = Field(ge=1, description="Requests allowed per `per_seconds`.")
     per_seconds: float = Field(gt=0)
     burst: int = Field(default=1, ge=1, description="Requests that may go back to back.")
+
+
+class RateLimit(Limit):
+    """The provider account's request limit, shared by every dispatcher instance."""
+
     headroom: float = Field(default=0.97, gt=0, le=1, description="Fraction of the limit to use.")
 
 
@@ -50,23 +55,15 @@ class Route(_Config):
     destinations: list[RouteDestination] = Field(min_length=1)
 
 
-class PostLimit(_Config):
-    """A GCRA limit: `requests` per `per_seconds`, of which `burst` may come back to back."""
-
-    requests: int = Field(ge=1)
-    per_seconds: float = Field(gt=0)
-    burst: int = Field(default=1, ge=1)
-
-
 class FormRateLimits(_Config):
     """Abuse limits of a public form; `null` switches one off."""
 
-    per_client: PostLimit | None = Field(
-        default_factory=lambda: PostLimit(requests=20, per_seconds=60, burst=10),
+    per_client: Limit | None = Field(
+        default_factory=lambda: Limit(requests=20, per_seconds=60, burst=10),
         description="One buyer (source IP): a few orders a minute is plenty; bots get 429.",
     )
-    per_form: PostLimit | None = Field(
-        default_factory=lambda: PostLimit(requests=600, per_seconds=60, burst=100),
+    per_form: Limit | None = Field(
+        default_factory=lambda: Limit(requests=600, per_seconds=60, burst=100),
         description="All clients of the form together: caps a distributed flood of one form key.",
     )
 

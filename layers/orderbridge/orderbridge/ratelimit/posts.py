@@ -13,11 +13,14 @@ import hashlib
 import hmac
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
 from orderbridge.ratelimit.limiter import RateLimiter
+
+if TYPE_CHECKING:
+    from orderbridge.models.config import Limit
 
 logger = Logger(child=True)
 
@@ -37,14 +40,14 @@ class PostRateLimiter:
         return hmac.new(key, ip.encode(), hashlib.sha256).hexdigest()[:32]
 
     def retry_after(
-        self, *, form_key: str, ip: str | None, per_client: Any | None, per_form: Any | None
+        self, *, form_key: str, ip: str | None, per_client: Limit | None, per_form: Limit | None
     ) -> int | None:
         """Seconds the caller must wait (a 429), or None when the post may go ahead.
 
         A failure of the table or of the hash key lets the post through: the API stage's own
         throttling still holds, and a rate limiter must not take the storefront down.
         """
-        checks: list[tuple[str, Any]] = []
+        checks: list[tuple[str, Limit]] = []
         if per_client is not None and ip:
             try:
                 client = self.client_id(ip)
