@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -36,7 +37,7 @@ from orderbridge.exceptions import (
     SignatureError,
 )
 from orderbridge.intake import mapping, signatures
-from orderbridge.models.config import OrderbridgeConfig
+from orderbridge.models.config import FormRateLimits, OrderbridgeConfig
 from orderbridge.models.event import OrderEvent, new_tracking_id
 from orderbridge.models.order import CanonicalOrder
 from orderbridge.models.outcome import OutcomeStatus
@@ -370,7 +371,7 @@ class IntakeService:
             )
         return signatures.verify_shopify(body, headers, secrets)
 
-    def _check_rate(self, form_key: str, limits: Any, ip: str | None) -> None:
+    def _check_rate(self, form_key: str, limits: FormRateLimits, ip: str | None) -> None:
         if self.post_limiter is None:
             return
         wait = self.post_limiter.retry_after(
@@ -423,7 +424,8 @@ class IntakeService:
             return CanonicalOrder.model_validate(raw)
         except ValidationError as exc:
             fields = field_errors(exc)
-            logger.debug("order failed validation", extra={"fields": fields, "order": mask_pii(raw)})
+            if logger.isEnabledFor(logging.DEBUG):  # masking copies the whole order: only when logged
+                logger.debug("order failed validation", extra={"fields": fields, "order": mask_pii(raw)})
             if rename is not None:
                 for f in fields:
                     f["field"] = rename(f["field"])
