@@ -69,6 +69,9 @@ def order_status(tracking_id: str) -> Response:
 # --- storefront order form (orderbridge.storefront): pages, snippet, the browser's post -----------
 
 
+_STOREFRONT: Any = None
+
+
 def _storefront() -> Any:
     """Built on first use: pages are rare next to API posts, so they stay off the cold start."""
     global _STOREFRONT
@@ -77,9 +80,6 @@ def _storefront() -> Any:
 
         _STOREFRONT = Storefront(service=service)
     return _STOREFRONT
-
-
-_STOREFRONT: Any = None
 
 
 @app.get("/forms/<form_key>")

@@ -7,7 +7,7 @@ condition and then applies the update (so two concurrent conditional writes can 
 reads the item it returns as `UPDATED_OLD` / `ALL_OLD` before the write (so two writers can be
 told the same old value). Everything orderbridge promises about exactly-once rests on that
 atomicity (the outcome table's claim, the rate limiter's slots), so the local run restores it:
-every DynamoDB request, from parsing it to answering it, and every backend operation, runs under
+every DynamoDB write request, from parsing it to answering it, and every backend read, runs under
 one lock. Without this, five dispatchers claiming the same delivery at once could, in the local
 run only, all win and send the order five times.
 
@@ -26,16 +26,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 
 _LOCK = threading.RLock()
-OPERATIONS = (
-    "put_item",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-    "get_item",
-    "query",
-    "scan",
-)
-REQUESTS = (  # the whole request: their answers read the item apart from the write
+READS = ("get_item", "query", "scan")  # backend reads: never see a write half applied
+WRITES = (  # whole requests: their answers read the item apart from the write
     "put_item",
     "update_item",
     "delete_item",
@@ -59,7 +51,7 @@ def _atomic(operation: Callable[..., Any]) -> Callable[..., Any]:
 
 def install() -> None:
     """Make moto's DynamoDB operations atomic in this process (idempotent)."""
-    for cls, names in ((DynamoDBBackend, OPERATIONS), (DynamoHandler, REQUESTS)):
+    for cls, names in ((DynamoDBBackend, READS), (DynamoHandler, WRITES)):
         for name in names:
             operation = getattr(cls, name)
             if not getattr(operation, "__orderbridge_atomic__", False):

@@ -86,7 +86,7 @@ class Settings:
     lease_seconds: int | None = None
     rate_limit_max_wait: float = 5.0
     # moto in a process of its own: AWS's side then stops competing with the handlers for this
-    # process's GIL, as it never does in AWS (throughput bench, `orderbridge-local up`)
+    # process's GIL, as it never does in AWS (bench/throughput.py)
     moto_process: bool = False
 
 
