@@ -2,9 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# checkov pins its own dependencies (boto3, pydantic, ...): it gets a venv of its own so the
-# project's pins stay as they are. Accepted findings are skipped in template.yaml with a reason.
-CHECKOV_VERSION := 3.3.30
+# checkov runs from a venv of its own; its pin is in requirements-checkov.txt.
 CHECKOV := .venv-checkov/bin/checkov
 
 .PHONY: setup test lint format demo up schema openapi bench clean browser
@@ -57,9 +55,10 @@ schema: setup
 openapi: setup
 	$(BIN)/python -m orderbridge.intake.openapi functions/intake/app.py > openapi/intake.openapi.json
 
-$(CHECKOV):
+$(CHECKOV): requirements-checkov.txt
 	$(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	.venv-checkov/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) .venv-checkov .pytest_cache .ruff_cache
