@@ -50,21 +50,25 @@ def _buyer_pii() -> set[str]:
     return pii
 
 
-def test_demo_run_logs_no_secret_and_no_buyer_pii():
-    # a clean environment: not the one the in-process harness of other tests has set up
+def _run_at_debug(*args: str) -> str:
+    """Everything a subprocess printed, run in a clean environment with orderbridge's logs at DEBUG.
+
+    Clean: not the environment the in-process harness of other tests has set up. Other loggers keep
+    their levels (Lambda's root logger is at WARNING: botocore's DEBUG wire dumps are not part of
+    what the functions log).
+    """
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
     env = {k: os.environ[k] for k in keep if k in os.environ} | {"POWERTOOLS_LOG_LEVEL": "DEBUG"}
     run = subprocess.run(
-        [sys.executable, "-m", "orderbridge_local.cli", "demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
+    return output
+
+
+def test_demo_run_logs_no_secret_and_no_buyer_pii():
+    output = _run_at_debug("-m", "orderbridge_local.cli", "demo")
     assert "samples behaved as expected" in output
     secrets = _planted_secrets()
     assert len(secrets) >= 6
@@ -81,26 +85,11 @@ ROTATED_SECRETS = ("rotated-token", "rotated-again", "whsec_old_", "whsec_new_")
 
 
 def test_failure_tests_log_no_secret():
-    # The orderbridge loggers at DEBUG, every other logger at INFO (as Lambda's root logger is at
-    # WARNING by default, botocore's DEBUG wire dumps are not part of what the functions log).
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-    env = {k: os.environ[k] for k in keep if k in os.environ} | {"POWERTOOLS_LOG_LEVEL": "DEBUG"}
-    run = subprocess.run(
-        [
-            sys.executable,
-            *("-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--log-cli-level=INFO"),
-            "tests/test_reliability.py",
-            "tests/test_replay_and_rotation.py",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    output = _run_at_debug(
+        *("-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--log-cli-level=INFO"),
+        "tests/test_reliability.py",
+        "tests/test_replay_and_rotation.py",
     )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-3000:]
     assert "webhook signature rejected" in output  # the forged deliveries were logged
     secrets = _planted_secrets() | set(ROTATED_SECRETS)
     leaked = [s[:6] + "..." for s in secrets if s in output]
