@@ -219,10 +219,11 @@ class IntakeService:
             dedup = f"body:{source}:{_digest(body)}"
         return self._accept_or_duplicate(dedup, source, hook.route, order)
 
-    def status(self, tracking_id: str) -> dict[str, Any] | None:
-        """What a storefront polling for its order may see: that order only."""
+    def status(self, tracking_id: str, *, source: str | None = None) -> dict[str, Any] | None:
+        """What a storefront polling for its order may see: that order only (and, given a
+        `source`, only if the order came in through it)."""
         outcomes = self.outcomes.get(tracking_id)
-        if not outcomes:
+        if not outcomes or (source is not None and any(o.source != source for o in outcomes)):
             return None
         statuses = {o.status for o in outcomes}
         if statuses == {OutcomeStatus.SUCCEEDED}:

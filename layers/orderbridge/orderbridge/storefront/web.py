@@ -208,12 +208,7 @@ class Storefront:
     def _status(self, form_key: str, tracking_id: str) -> dict[str, Any] | None:
         """The order's status if it came in through this form (a reference from elsewhere is not found)."""
         form = self._form(form_key)
-        if form is None:
-            return None
-        outcomes = self.service.outcomes.get(tracking_id)
-        if not outcomes or any(o.source != form.source for o in outcomes):
-            return None
-        return self.service.status(tracking_id)
+        return None if form is None else self.service.status(tracking_id, source=form.source)
 
     def _not_found(self, root: str) -> Response:
         return _html(
