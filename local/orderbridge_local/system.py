@@ -39,24 +39,85 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_moto_process(port: int, timeout: float = 30.0) -> subprocess.Popen[bytes]:
-    """moto's server (with atomic DynamoDB writes) as a child process, once it answers on `port`."""
-    proc = subprocess.Popen(  # noqa: S603 (fixed argv: this interpreter running moto)
-        [sys.executable, "-m", "orderbridge_local.moto_atomic", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def wait_for_port(proc: subprocess.Popen[bytes], port: int, what: str, timeout: float = 30.0) -> None:
+    """Return once `proc` answers on `port`; kill it and raise if it exits or takes too long."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"moto's server exited at start (code {proc.returncode})")
+            raise RuntimeError(f"{what} exited at start (code {proc.returncode})")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc
+                return
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"moto's server did not answer on port {port} within {timeout:g} s")
+    proc.wait(timeout=10)
+    raise RuntimeError(f"{what} did not answer on port {port} within {timeout:g} s")
+
+
+def python_module_argv(module: str, *args: str, lifeline: bool = False) -> list[str]:
+    """`python -m module args`; with `lifeline` it dies with this process (orderbridge_local.lifeline)."""
+    if lifeline:
+        guard = ["-m", "orderbridge_local.lifeline", "--parent", str(os.getpid()), "--"]
+        return [sys.executable, *guard, module, *args]
+    return [sys.executable, "-m", module, *args]
+
+
+def start_moto_process(
+    port: int, timeout: float = 30.0, *, lifeline: bool = False, start_new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """moto's server (with atomic DynamoDB writes) as a child process, once it answers on `port`."""
+    proc = subprocess.Popen(  # noqa: S603 (fixed argv: this interpreter running moto)
+        python_module_argv(
+            "orderbridge_local.moto_atomic", "-H", "127.0.0.1", "-p", str(port), lifeline=lifeline
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=start_new_session,
+    )
+    wait_for_port(proc, port, "moto's server", timeout)
+    return proc
+
+
+def aws_environment(moto_url: str) -> dict[str, str]:
+    """What points boto3 (and Powertools) at moto's server, as the local run sets it for the functions."""
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+    }
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The functions' knobs (retries, timeouts, lease) from the local run's settings."""
+    from orderbridge import constants
+
+    env = {
+        constants.RETRY_BASE_DELAY_ENV: str(settings.retry_base_delay),
+        constants.RETRY_MAX_DELAY_ENV: str(settings.retry_max_delay),
+        constants.PROVIDER_TIMEOUT_ENV: str(settings.provider_timeout),
+        constants.CONFIG_MAX_AGE_ENV: "1",
+        constants.RATE_LIMIT_MAX_WAIT_ENV: str(settings.rate_limit_max_wait),
+    }
+    if settings.lease_seconds is not None:
+        env[constants.LEASE_SECONDS_ENV] = str(settings.lease_seconds)
+    return env
+
+
+def render_config(
+    root: Path, *, sandbox_url: str, feed_url: str | None = None, document: dict[str, Any] | None = None
+) -> str:
+    """The configuration document (default `config/local.json`) with the local URLs filled in."""
+    text = json.dumps(document) if document is not None else (root / "config" / "local.json").read_text()
+    text = text.replace("${SANDBOX_URL}", sandbox_url)
+    if feed_url is not None:  # config/local.json names the sample feed by a reserved, unresolvable host
+        text = text.replace(SAMPLE_FEED_PLACEHOLDER, feed_url)
+    return text
 
 
 def load_function(name: str, root: Path = ROOT) -> ModuleType:
@@ -121,19 +182,8 @@ class LocalSystem:
             self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
             self.moto.start()
         self.moto_url = f"http://127.0.0.1:{moto_port}"
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": self.moto_url,
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-            }
-        )
-        from orderbridge import clients, constants
+        os.environ.update(aws_environment(self.moto_url))
+        from orderbridge import clients
 
         self.sandbox = self._start_sandboxes()
         self.secrets = {
@@ -160,17 +210,7 @@ class LocalSystem:
             clients.client("sqs").set_queue_attributes(
                 QueueUrl=self.queue_url, Attributes={"VisibilityTimeout": str(s.visibility_timeout)}
             )
-        os.environ.update(
-            {
-                constants.RETRY_BASE_DELAY_ENV: str(s.retry_base_delay),
-                constants.RETRY_MAX_DELAY_ENV: str(s.retry_max_delay),
-                constants.PROVIDER_TIMEOUT_ENV: str(s.provider_timeout),
-                constants.CONFIG_MAX_AGE_ENV: "1",
-                constants.RATE_LIMIT_MAX_WAIT_ENV: str(s.rate_limit_max_wait),
-            }
-        )
-        if s.lease_seconds is not None:
-            os.environ[constants.LEASE_SECONDS_ENV] = str(s.lease_seconds)
+        os.environ.update(settings_environment(s))
         self.upload_config()
         self.intake = load_function("intake", self.root)
         self.dispatcher = load_function("dispatcher", self.root)
@@ -225,14 +265,8 @@ class LocalSystem:
         """Put the configuration document (default `config/local.json`) where the functions read it."""
         from orderbridge import clients, constants
 
-        text = (
-            json.dumps(document)
-            if document is not None
-            else (self.root / "config" / "local.json").read_text()
-        )
-        text = text.replace("${SANDBOX_URL}", self.sandbox.url)
-        if self.feed is not None:  # config/local.json names the sample feed by a reserved, unresolvable host
-            text = text.replace(SAMPLE_FEED_PLACEHOLDER, self.feed.url)
+        feed_url = self.feed.url if self.feed is not None else None
+        text = render_config(self.root, sandbox_url=self.sandbox.url, feed_url=feed_url, document=document)
         clients.client("s3").put_object(
             Bucket=os.environ[constants.CONFIG_BUCKET_ENV],
             Key=os.environ.get(constants.CONFIG_KEY_ENV, constants.CONFIG_KEY_DEFAULT),
