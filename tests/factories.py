@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
+from orderbridge.identity import OrderIdentity
 from orderbridge.models.config import Destination
-from orderbridge.models.event import new_tracking_id
 from orderbridge.models.order import CanonicalOrder
 from orderbridge.providers.base import Delivery
 
@@ -36,6 +37,21 @@ ORDER: dict[str, Any] = {
 }
 
 CATALOG = {"TEE-BLUE-M": {"product_id": 111, "variant_id": 77}, "MUG-001": {"product_id": 112}}
+
+
+def new_tracking_id() -> str:
+    """A tracking id of the right shape for a made-up delivery (real ones are derived)."""
+    return f"ob_{uuid.uuid4().hex}"
+
+
+def tracking_id_for(source: str, external_order_id: str, *, shop: str | None = None) -> str:
+    """The id the running system derives for a shop's order (needs the local run's environment)."""
+    from orderbridge import wiring
+
+    ids = wiring.tracking_ids(wiring.credential_store())
+    return ids.tracking_id(
+        OrderIdentity.of(shop=shop or source, source=source, external_order_id=external_order_id)
+    )
 
 
 def order(**changes: Any) -> CanonicalOrder:

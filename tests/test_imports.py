@@ -33,12 +33,13 @@ from orderbridge import clients, wiring
 from orderbridge.imports.service import ImportService, ImportTrigger
 from orderbridge.imports.state import ImportStateStore
 from orderbridge.imports.summary import RunStatus
-from orderbridge.models.event import OrderEvent, derived_tracking_id
+from orderbridge.models.event import OrderEvent
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge_local.feed import FeedServer, SampleFeed
 from orderbridge_local.lambda_runtime import LocalContext
 from orderbridge_local.template_resources import load_template
 from orderbridge_ops import cli
+from tests.factories import tracking_id_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = [
@@ -327,8 +328,11 @@ def test_ten_thousand_rows_in_runs_cut_off_part_way_every_row_accounted_for(harn
     assert len(events) == len(bulk.valid)
     assert {e.order.external_order_id: len(e.order.lines) for e in events} == bulk.valid
     assert all(e.tracking_id is None and e.source == name and e.route == "default" for e in events)
-    tracking_ids = {e.resolved_tracking_id() for e in events}
-    assert tracking_ids == {derived_tracking_id(name, n) for n in bulk.valid}
+    from orderbridge import wiring
+
+    ids = wiring.tracking_ids(wiring.credential_store())
+    tracking_ids = {e.resolved_tracking_id(ids) for e in events}
+    assert tracking_ids == {tracking_id_for(name, n) for n in bulk.valid}
 
     # each rejected row says where and why
     kept = {r.line: r for run in runs for r in run.rejections}
@@ -385,10 +389,8 @@ def test_an_imported_multi_line_order_reaches_its_provider_once(harness, configu
 
     summary = service().run_source(name)
     assert (summary.status, summary.orders_imported, summary.rows_imported) == (RunStatus.COMPLETED, 2, 4)
-    tracking_id = derived_tracking_id(name, three)
-    harness.drain(
-        until=lambda: harness.final(tracking_id)() and harness.final(derived_tracking_id(name, one))()
-    )
+    tracking_id = tracking_id_for(name, three)
+    harness.drain(until=lambda: harness.final(tracking_id)() and harness.final(tracking_id_for(name, one))())
     [outcome] = harness.outcomes(tracking_id)
     assert outcome.status is OutcomeStatus.SUCCEEDED and outcome.source == name
     assert outcome.external_order_id == three
@@ -753,13 +755,13 @@ def test_template_schedules_the_importer_with_least_privilege():
         a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     )
     assert not any("*" in a for a in actions)
-    by_action = {
-        a: s["Resource"]
-        for s in statements
-        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    }
-    assert by_action["sqs:SendMessage"] == {"Fn::GetAtt": ["OrderQueue", "Arn"]}
-    assert "orderbridge/imports/*" in json.dumps(by_action["secretsmanager:GetSecretValue"])
+    by_action: dict[str, list[Any]] = {}
+    for s in statements:
+        for a in [s["Action"]] if isinstance(s["Action"], str) else s["Action"]:
+            by_action.setdefault(a, []).append(s["Resource"])
+    assert by_action["sqs:SendMessage"] == [{"Fn::GetAtt": ["OrderQueue", "Arn"]}]
+    secrets = json.dumps(by_action["secretsmanager:GetSecretValue"])
+    assert "orderbridge/imports/*" in secrets and "TrackingIdKey" in secrets
     assert (
         "s3:PutObject" not in actions and "s3:DeleteObject" not in actions and "dynamodb:Scan" not in actions
     )

@@ -1,13 +1,15 @@
 """The canonical model, the queue event and its published JSON Schema."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from orderbridge.identity import OrderIdentity, TrackingIds, differing_fields
 from orderbridge.models.config import OrderbridgeConfig
-from orderbridge.models.event import OrderEvent, derived_tracking_id, new_tracking_id
+from orderbridge.models.event import OrderEvent
 from orderbridge.models.schema import order_event_schema
 from tests.factories import ORDER, order
 
@@ -28,20 +30,64 @@ def test_every_sqs_sample_matches_the_schema():
             jsonschema.validate(json.loads(record["body"]), schema)
 
 
-def test_tracking_ids():
-    a, b = new_tracking_id(), new_tracking_id()
-    assert a != b and a.startswith("ob_") and len(a) == 35
-    assert (
-        derived_tracking_id("erp", "1") == derived_tracking_id("erp", "1") != derived_tracking_id("erp", "2")
+IDS = TrackingIds(key=lambda: b"test-key")
+
+
+def _id(**kw: str) -> str:
+    return IDS.tracking_id(
+        OrderIdentity.of(shop=kw.pop("shop", "shop"), source=kw.pop("source", "erp"), **kw)
     )
-    # the separator keeps ("a:b", "c") and ("a", "b:c") apart
-    assert derived_tracking_id("ab", "c") != derived_tracking_id("a", "bc")
+
+
+def test_tracking_ids_are_derived_keyed_and_shaped():
+    a = _id(external_order_id="1")
+    assert a == _id(external_order_id="1") != _id(external_order_id="2")
+    assert re.fullmatch(r"ob_[0-9a-f]{32}", a)
+    # keyed: without the key nobody can compute an order's id from its number
+    assert (
+        TrackingIds(key=lambda: b"other-key").tracking_id(
+            OrderIdentity.of(shop="shop", source="erp", external_order_id="1")
+        )
+        != a
+    )
+    # the separator keeps ("ab", "c") and ("a", "bc") apart
+    assert _id(shop="ab", external_order_id="c") != _id(shop="a", external_order_id="bc")
+
+
+def test_identity_prefers_the_shops_order_id_then_event_then_submission_then_body():
+    both = OrderIdentity.of(shop="s", source="hook", external_order_id="9", event_id="evt", body=b"x")
+    assert both == OrderIdentity("order", "s", "9")
+    assert OrderIdentity.of(shop="s", source="hook", event_id="evt", body=b"x").kind == "event"
+    form = OrderIdentity.of(shop="s", source="fk_1", submission_id="sub", form_key="fk_1", body=b"x")
+    assert form == OrderIdentity("submission", "fk_1", "sub")
+    assert OrderIdentity.of(shop="s", source="hook", body=b"x").kind == "body"
+    with pytest.raises(ValueError):
+        OrderIdentity.of(shop="s", source="hook")
+
+
+def test_one_shop_two_sources_one_order():
+    """A shop's webhook and its feed import name the same order when they share the shop."""
+    assert _id(shop="acme", source="acme-webhook", external_order_id="1001") == _id(
+        shop="acme", source="acme-feed", external_order_id="1001"
+    )
+    event = OrderEvent(
+        source="acme-feed", shop="acme", route="default", order=order(external_order_id="1001")
+    )
+    assert event.resolved_tracking_id(IDS) == _id(shop="acme", external_order_id="1001")
+
+
+def test_content_digests_name_the_field_that_differs():
+    first = IDS.digests({"lines": [{"sku": "A", "quantity": 1}], "buyer": {"email": "a@example.com"}})
+    again = IDS.digests({"buyer": {"email": "a@example.com"}, "lines": [{"sku": "A", "quantity": 1}]})
+    changed = IDS.digests({"lines": [{"sku": "A", "quantity": 2}], "buyer": {"email": "a@example.com"}})
+    assert differing_fields(first, again) == []
+    assert differing_fields(first, changed) == ["lines"]
 
 
 def test_event_without_tracking_id_needs_external_id():
     event = OrderEvent(source="erp", route="default", order=order(external_order_id=None))
     with pytest.raises(ValueError):
-        event.resolved_tracking_id()
+        event.resolved_tracking_id(IDS)
 
 
 @pytest.mark.parametrize(

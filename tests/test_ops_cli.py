@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from orderbridge.models.event import derived_tracking_id
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge_ops import cli, connect
 from orderbridge_ops.outcomes import EXPORT_COLUMNS
+from tests.factories import tracking_id_for
 
 UNKNOWN_SKU = "OPS-SKU-1"
 
@@ -40,7 +40,7 @@ def queue_event(**order_changes: Any) -> tuple[str, str]:
         "lines": [{"sku": "MUG-001", "quantity": 1}],
     } | order_changes
     body = json.dumps({"source": "erp", "route": "default", "order": order})
-    return body, derived_tracking_id("erp", ext)
+    return body, tracking_id_for("erp", ext)
 
 
 @pytest.fixture(autouse=True)
@@ -371,7 +371,9 @@ def test_scan_handles_a_message_received_twice_once_with_its_newest_receipt_hand
             return {"Successful": [{"Id": e["Id"]} for e in Entries]}
 
     sqs = FakeSqs()
-    letters = dlq.scan(sqs, "https://sqs/dlq", visibility=5)
+    from orderbridge.identity import TrackingIds
+
+    letters = dlq.scan(sqs, "https://sqs/dlq", visibility=5, ids=TrackingIds(key=lambda: b"k"))
     assert [(letter.message_id, letter.receipt_handle) for letter in letters] == [("m1", "h3"), ("m2", "h2")]
     assert all(letter.tracking_id and letter.reason == dlq.SQS_REDRIVE_REASON for letter in letters)
     assert dlq.release(sqs, "https://sqs/dlq", letters) == 0

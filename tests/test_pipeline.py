@@ -12,8 +12,8 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from orderbridge.intake.signatures import sign_shopify
-from orderbridge.models.event import derived_tracking_id
 from orderbridge.models.outcome import OutcomeStatus
+from tests.factories import tracking_id_for
 
 FORM = "/forms/fk_demo0001"
 ORIGIN = "http://localhost:8000"
@@ -54,7 +54,7 @@ def queue_event(**order_changes: Any) -> tuple[str, str]:
         "lines": [{"sku": "MUG-001", "quantity": 1}],
     } | order_changes
     body = json.dumps({"source": "erp", "route": "default", "order": order})
-    return body, derived_tracking_id("erp", ext)
+    return body, tracking_id_for("erp", ext)
 
 
 def shopify_payload(order_id: int) -> bytes:

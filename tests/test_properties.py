@@ -22,11 +22,12 @@ from hypothesis import strategies as st
 
 from orderbridge.exceptions import RequestRejectedError
 from orderbridge.models.config import Destination
-from orderbridge.models.event import OrderEvent, new_tracking_id
+from orderbridge.models.event import OrderEvent
 from orderbridge.models.order import CanonicalOrder
 from orderbridge.providers.base import Delivery
 from orderbridge.providers.registry import get_provider_class, registered_providers
 from tests.contract import bigcommerce_order_post_errors
+from tests.factories import new_tracking_id
 
 ROOT = Path(__file__).resolve().parents[1]
 PROPERTY_EXAMPLES = int(os.environ.get("ORDERBRIDGE_PROPERTY_EXAMPLES", "30"))

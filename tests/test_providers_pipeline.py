@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from orderbridge.models.event import derived_tracking_id
 from orderbridge.models.outcome import OutcomeStatus
+from tests.factories import tracking_id_for
 
 
 def reference_of(provider: str, request: Any) -> str | None:
@@ -55,7 +55,7 @@ def event(route: str, **order_changes: Any) -> tuple[str, str]:
         "payment_method": "manual",
         "total": "42.00",
     } | order_changes
-    return json.dumps({"source": "erp", "route": route, "order": order}), derived_tracking_id("erp", ext)
+    return json.dumps({"source": "erp", "route": route, "order": order}), tracking_id_for("erp", ext)
 
 
 ROUTES = {"bigcommerce": "default", "komerza": "komerza", "lana": "lana", "threekit": "threekit"}

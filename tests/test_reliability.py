@@ -19,8 +19,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from orderbridge.exceptions import CredentialsError
-from orderbridge.models.event import derived_tracking_id
 from orderbridge.models.outcome import OutcomeStatus
+from tests.factories import tracking_id_for
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 MATRIX: dict[str, tuple[str, str, str]] = {}  # test name -> (fault, expected, observed)
@@ -46,7 +46,7 @@ def event(route: str = "default") -> tuple[str, str]:
         },
         "lines": [{"sku": "MUG-001", "quantity": 1}],
     }
-    return json.dumps({"source": "erp", "route": route, "order": order}), derived_tracking_id("erp", ext)
+    return json.dumps({"source": "erp", "route": route, "order": order}), tracking_id_for("erp", ext)
 
 
 def bc_orders(harness, tracking_id: str) -> list[dict[str, Any]]:
@@ -233,26 +233,35 @@ def test_dynamodb_throttles_the_outcome_write(harness, request, monkeypatch):
     )
 
 
-def test_secrets_manager_unavailable(harness, request, monkeypatch):
+@pytest.mark.parametrize("secret", ["provider credentials", "tracking id key"])
+def test_secrets_manager_unavailable(harness, request, monkeypatch, secret):
     creds = harness.system.dispatcher.dispatcher.credentials
     real_get = creds.get
     calls = {"n": 0}
+    prefix = "orderbridge/providers/" if secret == "provider credentials" else "arn:"
 
     def unavailable_once(secret_id: str, *, refresh: bool = False) -> dict[str, Any]:
-        calls["n"] += 1
-        if calls["n"] == 1:
+        calls["n"] += secret_id.startswith(prefix)
+        if calls["n"] == 1 and secret_id.startswith(prefix):
             raise CredentialsError(f"cannot read secret {secret_id!r}: EndpointConnectionError")
         return real_get(secret_id, refresh=refresh)
 
     monkeypatch.setattr(creds, "get", unavailable_once)
+    if secret == "tracking id key":  # cached for SECRET_MAX_AGE_SECONDS: make the next read a real one
+        monkeypatch.setattr(creds, "_max_age", 0)
     body, tracking_id = event()
     harness.send(body)
     harness.drain(until=harness.final(tracking_id), timeout=40)
     [o] = harness.outcomes(tracking_id)
-    assert o.status is OutcomeStatus.SUCCEEDED
-    assert any(h.error_code == "CREDENTIALS_UNAVAILABLE" for h in o.history)
+    assert o.status is OutcomeStatus.SUCCEEDED and calls["n"] >= 1
+    assert len(bc_orders(harness, tracking_id)) == 1
+    if secret == "provider credentials":
+        assert any(h.error_code == "CREDENTIALS_UNAVAILABLE" for h in o.history)
     observe(
-        request, "Secrets Manager unavailable", "retried: 1 order, SUCCEEDED", summary(harness, tracking_id)
+        request,
+        f"Secrets Manager unavailable ({secret})",
+        "retried: 1 order, SUCCEEDED",
+        summary(harness, tracking_id),
     )
 
 

@@ -77,7 +77,7 @@ def test_globals_name_the_variables_the_code_reads(template: dict[str, Any]) -> 
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     for name in (
         constants.OUTCOME_TABLE_ENV,
-        constants.IDEMPOTENCY_TABLE_ENV,
+        constants.TRACKING_ID_KEY_SECRET_ENV,
         constants.ORDER_QUEUE_URL_ENV,
         constants.CONFIG_BUCKET_ENV,
         constants.CONFIG_KEY_ENV,
@@ -105,6 +105,7 @@ def test_secrets_have_the_names_the_configuration_uses(template: dict[str, Any])
         {d["secret_id"] for d in config["destinations"].values()}
         | {w["secret_id"] for w in config["webhooks"].values()}
         | {constants.CLIENT_HASH_SECRET_DEFAULT}  # the intake's own key, generated at deploy
+        | {constants.TRACKING_ID_KEY_SECRET_DEFAULT}  # the tracking id key, generated at deploy
     )
     assert names == used, "every secret the configuration names is declared in the template, and no other"
     for secret in resources_of(template, "AWS::SecretsManager::Secret").values():
@@ -202,7 +203,8 @@ def test_sam_keeps_the_explicit_policies(translated: dict[str, Any]) -> None:
     }
     assert "sqs:ChangeMessageVisibility" in actions
     assert "secretsmanager:GetSecretValue" in actions
-    # it may send only to the dead-letter queue (parking permanent failures), never to the order queue
+    # it sends to the dead-letter queue (parking permanent failures) and to the order queue (a fresh
+    # copy of a record it is still reconciling or had no time to start), nowhere else
     senders = [
         statement["Resource"]
         for policy in role["Policies"]
@@ -210,7 +212,9 @@ def test_sam_keeps_the_explicit_policies(translated: dict[str, Any]) -> None:
         if "sqs:SendMessage"
         in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     ]
-    assert senders == [{"Fn::GetAtt": ["OrderDeadLetterQueue", "Arn"]}]
+    assert senders == [
+        [{"Fn::GetAtt": ["OrderDeadLetterQueue", "Arn"]}, {"Fn::GetAtt": ["OrderQueue", "Arn"]}]
+    ]
 
 
 # --- local resources on moto's server ---------------------------------------------------------------------
@@ -323,7 +327,7 @@ def test_environment_resolves_globals_to_local_names(template: dict[str, Any], l
     env = local.environment()
     assert set(env) == set(template["Globals"]["Function"]["Environment"]["Variables"])
     assert env["OUTCOME_TABLE"] == local.tables["OutcomeTable"]
-    assert env["IDEMPOTENCY_TABLE"] == local.tables["IdempotencyTable"]
+    assert env["TRACKING_ID_KEY_SECRET_ID"] == local.secret_arns["TrackingIdKey"]
     assert env["ORDER_QUEUE_URL"] == local.queues["OrderQueue"]
     assert env["CONFIG_BUCKET"] == local.buckets["ConfigBucket"]
     assert env["CONFIG_KEY"] == "orderbridge.json"
@@ -382,6 +386,9 @@ def test_intake_reads_only_its_own_secrets(template: dict[str, Any]) -> None:
     resources = [json.dumps(s["Resource"]) for s in reads]
     assert {"Ref": "ClientHashKey"} in [s["Resource"] for s in reads]  # the one key, not a prefix
     assert all(
-        "orderbridge/webhooks/*" in r or "orderbridge/providers/*" in r or "ClientHashKey" in r
+        "orderbridge/webhooks/*" in r
+        or "orderbridge/providers/*" in r
+        or "ClientHashKey" in r
+        or "TrackingIdKey" in r
         for r in resources
     )

@@ -8,7 +8,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orderbridge import wiring
-from orderbridge.exceptions import ConfigurationError, CredentialsError, IntakeRejectedError
+from orderbridge.exceptions import (
+    ConfigurationError,
+    CredentialsError,
+    IntakeRejectedError,
+    IntakeUnavailableError,
+)
 from orderbridge.intake.http import accepted_response, cors_headers, error_response, raw_body
 
 logger = Logger()
@@ -150,15 +155,20 @@ def rejected(exc: IntakeRejectedError) -> Response:
     return error_response(exc)
 
 
-@app.exception_handler((ConfigurationError, CredentialsError))
+# One registration per class: Powertools matches a handler by class (a tuple is never matched).
+@app.exception_handler(ConfigurationError)
+@app.exception_handler(CredentialsError)
+@app.exception_handler(IntakeUnavailableError)
 def unavailable(exc: Exception) -> Response:
+    """Ours, not the sender's: 503 JSON, and a retry is safe (the same order gets the same id)."""
     logger.exception("intake dependency unavailable")
-    return error_response(IntakeRejectedError(503, "SERVICE_UNAVAILABLE", "try again shortly"))
+    response = error_response(IntakeRejectedError(503, "SERVICE_UNAVAILABLE", "try again shortly"))
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service.idempotency.register_lambda_context(context)
     return app.resolve(event, context)

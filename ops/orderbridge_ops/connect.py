@@ -23,6 +23,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoRegionError, ProfileNotFound
 
+from orderbridge.constants import TRACKING_ID_KEY_SECRET_DEFAULT
+from orderbridge.credentials import CredentialStore
+from orderbridge.identity import TrackingIds
 from orderbridge.outcomes import OutcomeStore
 from orderbridge_ops.errors import USAGE, OpsError
 
@@ -129,6 +132,11 @@ class Connection:
     @property
     def sqs(self) -> Any:
         return self.client("sqs")
+
+    def tracking_ids(self) -> TrackingIds:
+        """Derives tracking ids as the functions do (the stack's tracking id key)."""
+        credentials = CredentialStore(secretsmanager_client=self.client("secretsmanager"))
+        return TrackingIds.from_secret(credentials, TRACKING_ID_KEY_SECRET_DEFAULT)
 
     def outcome_store(self) -> OutcomeStore:
         if self._store is None:

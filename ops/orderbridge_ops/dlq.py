@@ -26,6 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.prompt import Confirm
 from rich.text import Text
 
+from orderbridge.exceptions import CredentialsError
+from orderbridge.identity import TrackingIds
 from orderbridge.models.event import OrderEvent
 from orderbridge.models.outcome import Outcome, OutcomeStatus
 from orderbridge_ops import render
@@ -58,11 +60,11 @@ class DeadLetter:
     first_received_at: datetime | None
 
     @classmethod
-    def from_message(cls, message: dict[str, Any]) -> DeadLetter:
+    def from_message(cls, message: dict[str, Any], ids: TrackingIds | None = None) -> DeadLetter:
         attributes = message.get("MessageAttributes") or {}
         system = message.get("Attributes") or {}
         body = message.get("Body", "")
-        tracking_id, readable = identify(body, attributes)
+        tracking_id, readable = identify(body, attributes, ids)
         return cls(
             message_id=message["MessageId"],
             receipt_handle=message["ReceiptHandle"],
@@ -76,13 +78,20 @@ class DeadLetter:
         )
 
 
-def identify(body: str, attributes: dict[str, Any]) -> tuple[str | None, bool]:
-    """(tracking id, whether the body is a valid event): the attribute if set, else from the body."""
+def identify(
+    body: str, attributes: dict[str, Any], ids: TrackingIds | None = None
+) -> tuple[str | None, bool]:
+    """(tracking id, whether the body is a valid event): the attribute if set, else from the body
+    (an event without one gets the id its identity derives, when `ids` can derive it)."""
     try:
-        derived: str | None = OrderEvent.model_validate_json(body).resolved_tracking_id()
+        event = OrderEvent.model_validate_json(body)
         readable = True
     except (ValidationError, ValueError):
-        derived, readable = None, False
+        return _string(attributes, "tracking_id"), False
+    try:
+        derived: str | None = event.tracking_id or (event.resolved_tracking_id(ids) if ids else None)
+    except (ValueError, CredentialsError):
+        derived = None
     return _string(attributes, "tracking_id") or derived, readable
 
 
@@ -109,7 +118,9 @@ def approximate_count(sqs: Any, url: str) -> tuple[int, int]:
     )
 
 
-def scan(sqs: Any, url: str, *, visibility: int, max_messages: int = DEFAULT_MAX) -> list[DeadLetter]:
+def scan(
+    sqs: Any, url: str, *, visibility: int, max_messages: int = DEFAULT_MAX, ids: TrackingIds | None = None
+) -> list[DeadLetter]:
     """Receive up to `max_messages` distinct messages, hidden for `visibility` seconds.
 
     The caller must `release` (or delete) every message returned.
@@ -135,7 +146,7 @@ def scan(sqs: Any, url: str, *, visibility: int, max_messages: int = DEFAULT_MAX
             continue
         news = 0
         for message in batch:
-            letter = DeadLetter.from_message(message)
+            letter = DeadLetter.from_message(message, ids)
             if letter.message_id in seen:
                 seen[letter.message_id].receipt_handle = letter.receipt_handle  # the newest one is valid
             else:
@@ -271,7 +282,9 @@ def redrive_one(
 
 
 def cmd_list(conn: Connection, args: argparse.Namespace, console: Console) -> int:
-    letters = scan(conn.sqs, conn.dlq_url, visibility=PEEK_VISIBILITY, max_messages=args.max)
+    letters = scan(
+        conn.sqs, conn.dlq_url, visibility=PEEK_VISIBILITY, max_messages=args.max, ids=conn.tracking_ids()
+    )
     release(conn.sqs, conn.dlq_url, letters)
     if not letters:
         render.note(console, "The dead-letter queue is empty.", style="green")
@@ -290,7 +303,9 @@ def cmd_list(conn: Connection, args: argparse.Namespace, console: Console) -> in
 
 def cmd_redrive(conn: Connection, args: argparse.Namespace, console: Console) -> int:
     wanted = list(dict.fromkeys(args.id or []))
-    letters = scan(conn.sqs, conn.dlq_url, visibility=REDRIVE_VISIBILITY, max_messages=args.max)
+    letters = scan(
+        conn.sqs, conn.dlq_url, visibility=REDRIVE_VISIBILITY, max_messages=args.max, ids=conn.tracking_ids()
+    )
     held = {letter.message_id: letter for letter in letters}  # hidden by us until deleted or released
     results: list[Result] = []
     try:
@@ -361,7 +376,9 @@ def cmd_retry(conn: Connection, args: argparse.Namespace, console: Console) -> i
             console, f"Reopened {', '.join(reopened)}. Now send the event to the order queue.", style="green"
         )
         return OK
-    letters = scan(conn.sqs, conn.dlq_url, visibility=REDRIVE_VISIBILITY, max_messages=args.max)
+    letters = scan(
+        conn.sqs, conn.dlq_url, visibility=REDRIVE_VISIBILITY, max_messages=args.max, ids=conn.tracking_ids()
+    )
     mine = [letter for letter in letters if letter.tracking_id == tid]
     held = {letter.message_id: letter for letter in mine}
     results: list[Result] = []

@@ -34,8 +34,10 @@ from rich.table import Table
 from rich.text import Text
 
 from orderbridge.config import ConfigStore
+from orderbridge.constants import TRACKING_ID_KEY_SECRET_DEFAULT
 from orderbridge.credentials import CredentialStore
 from orderbridge.exceptions import ConfigurationError
+from orderbridge.identity import TrackingIds
 from orderbridge.imports.enqueue import OrderSink
 from orderbridge.imports.feed import FeedClient
 from orderbridge.imports.service import (
@@ -131,6 +133,7 @@ def build_service(conn: Connection, args: argparse.Namespace) -> ImportService:
     dynamodb = conn.dynamodb
     state = ImportStateStore(table_name=str(resource(conn, args, "import_table")), dynamodb_client=dynamodb)
     secrets = conn.client("secretsmanager")
+    credentials = CredentialStore(secretsmanager_client=secrets)
     return ImportService(
         config=ConfigStore(
             bucket=str(resource(conn, args, "config_bucket")),
@@ -144,11 +147,12 @@ def build_service(conn: Connection, args: argparse.Namespace) -> ImportService:
             dynamodb_client=dynamodb,
             outcome_table=conn.table,
             state=state,
+            tracking_ids=TrackingIds.from_secret(credentials, TRACKING_ID_KEY_SECRET_DEFAULT),
         ),
         summaries=SummaryWriter(dynamodb_client=dynamodb, outcome_table=conn.table, metrics=False),
         s3_client=conn.client("s3"),
         import_bucket=resource(conn, args, "import_bucket", required=False),
-        feed_client=FeedClient(credentials=CredentialStore(secretsmanager_client=secrets)),
+        feed_client=FeedClient(credentials=credentials),
         settings=ImportSettings(safety_margin_seconds=2.0),
     )
 

@@ -4,7 +4,6 @@ from typing import Final
 
 # Resources (set by template.yaml; by the local run for moto)
 OUTCOME_TABLE_ENV: Final = "OUTCOME_TABLE"
-IDEMPOTENCY_TABLE_ENV: Final = "IDEMPOTENCY_TABLE"
 ORDER_QUEUE_URL_ENV: Final = "ORDER_QUEUE_URL"
 DEAD_LETTER_QUEUE_URL_ENV: Final = "DEAD_LETTER_QUEUE_URL"
 RATE_LIMIT_TABLE_ENV: Final = "RATE_LIMIT_TABLE"
@@ -37,6 +36,12 @@ SIGNING_SECRET_REFRESH_ENV: Final = "SIGNING_SECRET_REFRESH_SECONDS"  # least ga
 SIGNING_SECRET_REFRESH_DEFAULT: Final = 10
 CLIENT_HASH_SECRET_ENV: Final = "CLIENT_HASH_SECRET_ID"  # key of the keyed hash that stands in for IPs
 CLIENT_HASH_SECRET_DEFAULT: Final = "orderbridge/intake/client-hash-key"
+# key of the keyed hash that turns an order's identity into its tracking id (never change it)
+TRACKING_ID_KEY_SECRET_ENV: Final = "TRACKING_ID_KEY_SECRET_ID"
+TRACKING_ID_KEY_SECRET_DEFAULT: Final = "orderbridge/identity/tracking-id-key"
+# the sweeper: a RECEIVED record older than this has no dispatcher acting on it
+STALE_RECEIVED_SECONDS_ENV: Final = "STALE_RECEIVED_SECONDS"
+STALE_RECEIVED_SECONDS_DEFAULT: Final = 1800
 
 RATE_LIMIT_MAX_WAIT_ENV: Final = "RATE_LIMIT_MAX_WAIT_SECONDS"
 RATE_LIMIT_MAX_WAIT_DEFAULT: Final = 5.0

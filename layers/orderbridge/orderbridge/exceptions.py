@@ -45,6 +45,30 @@ class OutcomeConflictError(OrderbridgeError):
     """A conditional write on the outcome table lost a race with another writer."""
 
 
+class IntakeUnavailableError(OrderbridgeError):
+    """The intake cannot take an order right now (queue, table or key unreachable): 503, retry.
+
+    Retrying is always safe: the order's tracking id is derived from it, so a retry names the
+    same order.
+    """
+
+
+class ReviewError(OrderbridgeError):
+    """An operator's review cannot be recorded: the delivery is not in doubt, or says too little."""
+
+
+class OrderConflictError(OrderbridgeError):
+    """An order arrived again under the same identity with different content.
+
+    `fields` names the top-level order fields that differ from the first copy.
+    """
+
+    def __init__(self, tracking_id: str, fields: list[str]) -> None:
+        super().__init__(f"order {tracking_id} was already received with different {', '.join(fields)}")
+        self.tracking_id = tracking_id
+        self.fields = fields
+
+
 class SignatureError(OrderbridgeError):
     """A webhook signature is missing, malformed, expired or does not match."""
 

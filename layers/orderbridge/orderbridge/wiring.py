@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from orderbridge import clients, constants
 from orderbridge.config import ConfigStore
 from orderbridge.credentials import CredentialStore
+from orderbridge.identity import TrackingIds
 from orderbridge.outcomes import OutcomeStore
 from orderbridge.ratelimit import DynamoDBRateLimiter, PostRateLimiter
 
@@ -51,6 +52,12 @@ def outcome_store() -> OutcomeStore:
     )
 
 
+def tracking_ids(credentials: CredentialStore) -> TrackingIds:
+    """Tracking ids keyed by the stack's secret (every function derives them the same way)."""
+    secret_id = _env(constants.TRACKING_ID_KEY_SECRET_ENV, constants.TRACKING_ID_KEY_SECRET_DEFAULT)
+    return TrackingIds.from_secret(credentials, secret_id)
+
+
 def post_rate_limiter(credentials: CredentialStore) -> PostRateLimiter | None:
     """Form post limits in the shared rate-limit table; IPs keyed by a hash whose key is a secret."""
     table = os.environ.get(constants.RATE_LIMIT_TABLE_ENV)
@@ -80,8 +87,7 @@ def intake_service() -> IntakeService:
         ),
         sqs_client=clients.client("sqs"),
         queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
-        idempotency_table=_env(constants.IDEMPOTENCY_TABLE_ENV),
-        dynamodb_client=clients.client("dynamodb"),
+        tracking_ids=tracking_ids(credentials),
         webhook_tolerance=int(_env(constants.WEBHOOK_TOLERANCE_ENV, constants.WEBHOOK_TOLERANCE_DEFAULT)),
         max_body_bytes=int(_env(constants.MAX_BODY_BYTES_ENV, constants.MAX_BODY_BYTES_DEFAULT)),
         dispatcher_factory=dispatcher,
@@ -91,10 +97,12 @@ def intake_service() -> IntakeService:
 def dispatcher() -> Dispatcher:
     from orderbridge.dispatch import Dispatcher, DispatcherSettings
 
+    credentials = credential_store()
     return Dispatcher(
         config=config_store(),
         outcomes=outcome_store(),
-        credentials=credential_store(),
+        credentials=credentials,
+        tracking_ids=tracking_ids(credentials),
         sqs_client=clients.client("sqs"),
         queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
         dead_letter_queue_url=os.environ.get(constants.DEAD_LETTER_QUEUE_URL_ENV),
@@ -137,6 +145,7 @@ def import_service() -> ImportService:
             dynamodb_client=dynamodb,
             outcome_table=outcome_table,
             state=state,
+            tracking_ids=tracking_ids(credential_store()),
         ),
         summaries=SummaryWriter(dynamodb_client=dynamodb, outcome_table=outcome_table, ttl_days=ttl_days),
         s3_client=clients.client("s3"),

@@ -31,6 +31,7 @@ from orderbridge.exceptions import (
     RequestRejectedError,
     UnknownProviderError,
 )
+from orderbridge.identity import TrackingIds
 from orderbridge.models.config import OrderbridgeConfig, RouteDestination
 from orderbridge.models.event import OrderEvent
 from orderbridge.models.outcome import OutcomeStatus
@@ -91,9 +92,11 @@ class Dispatcher:
         queue_url: str,
         dead_letter_queue_url: str | None = None,
         settings: DispatcherSettings | None = None,
+        tracking_ids: TrackingIds,
         sender: Sender | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
+        self.ids = tracking_ids
         self.config = config
         self.outcomes = outcomes
         self.credentials = credentials
@@ -110,8 +113,18 @@ class Dispatcher:
         receive_count = int(record.attributes.approximate_receive_count or 1)
         try:
             event = OrderEvent.model_validate_json(record.body)
-            tracking_id = event.resolved_tracking_id()
         except (ValidationError, ValueError) as exc:
+            tracking_id = f"msg_{record.message_id}"
+            self._reject(tracking_id, None, "MALFORMED_EVENT", _describe(exc))
+            self._park(record, tracking_id, "MALFORMED_EVENT")
+            return
+        try:
+            tracking_id = event.resolved_tracking_id(self.ids)
+        except CredentialsError as exc:
+            logger.error("tracking id key unavailable", extra={"message_id": record.message_id})
+            self._retry_later(record, receive_count, None)
+            raise DeliveryRetryableError(str(exc)) from exc
+        except ValueError as exc:
             tracking_id = f"msg_{record.message_id}"
             self._reject(tracking_id, None, "MALFORMED_EVENT", _describe(exc))
             self._park(record, tracking_id, "MALFORMED_EVENT")
@@ -156,7 +169,7 @@ class Dispatcher:
         The same claim as for queued records, so the queued copy of the event and this call can
         race without doubling the order. Returns True when every destination is finished.
         """
-        tracking_id = event.resolved_tracking_id()
+        tracking_id = event.resolved_tracking_id(self.ids)
         config = self.config.load()
         route = config.routes.get(event.route)
         if route is None:

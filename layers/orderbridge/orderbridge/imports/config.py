@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+from orderbridge.models.names import Name, Shop
+
 SECRET_PREFIX = "orderbridge/imports/"
 
 _ADDRESS = ("first_name", "last_name", "company", "address1", "address2", "city", "province", "zip")
@@ -93,6 +94,7 @@ class S3Source(_Config):
 
     kind: Literal["s3"]
     route: Name
+    shop: Shop = None
     prefix: Annotated[str, StringConstraints(min_length=1, max_length=512)] = Field(
         description="Key prefix to watch, e.g. `incoming/erp/`. Keys under `<prefix>processed/` are ignored."
     )
@@ -137,6 +139,7 @@ class FeedSource(_Config):
 
     kind: Literal["feed"]
     route: Name
+    shop: Shop = None
     url: AnyHttpUrl
     secret_id: str | None = Field(default=None, description=f"Secrets Manager id under {SECRET_PREFIX}.")
     auth: FeedAuth = Field(default_factory=FeedAuth)

@@ -1,9 +1,10 @@
 """Known-order checks and SQS batches: the hand-over from an import to the ordinary pipeline.
 
 An imported order goes on the order queue as any other system's event would: no tracking id,
-`source` = the import source, `order.external_order_id` = the source's order number. The
-dispatcher derives the tracking id from those two (`derived_tracking_id`), so a re-import maps to
-the same deliveries and the dispatcher's claim in the outcome table makes a second copy a no-op.
+`source` = the import source, `shop` = its shop, `order.external_order_id` = the shop's order
+number. The dispatcher derives the tracking id from the shop and that number (a keyed hash:
+`orderbridge.identity`), so a re-import, or the same order through the shop's webhook, maps to the
+same deliveries and the dispatcher's claim in the outcome table makes a second copy a no-op.
 
 Before sending, an order is skipped as already known when the ledger (import state table) or the
 outcome table has it. After sending, it is written to the ledger; a crash in between re-sends it
@@ -20,8 +21,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from orderbridge.identity import OrderIdentity, TrackingIds
 from orderbridge.imports.state import ImportStateStore, batch_get
-from orderbridge.models.event import OrderEvent, derived_tracking_id
+from orderbridge.models.event import OrderEvent
 from orderbridge.models.order import CanonicalOrder
 
 logger = Logger(child=True)
@@ -46,8 +48,10 @@ class OrderSink:
         dynamodb_client: Any,
         outcome_table: str,
         state: ImportStateStore,
+        tracking_ids: TrackingIds,
         concurrency: int = 4,
     ) -> None:
+        self.ids = tracking_ids
         self.concurrency = concurrency  # SQS batches in flight at once (boto3 clients are thread-safe)
         self.sqs = sqs_client
         self.queue_url = queue_url
@@ -55,14 +59,28 @@ class OrderSink:
         self.outcome_table = outcome_table
         self.state = state
 
-    def known(self, source: str, destinations: Sequence[str], external_order_ids: Sequence[str]) -> set[str]:
-        """Orders of `source` already enqueued (ledger) or already seen by the dispatcher (outcomes)."""
+    def tracking_id(self, shop: str, external_order_id: str) -> str:
+        """The id the dispatcher derives for this shop's order (the same as its webhook's)."""
+        return self.ids.tracking_id(
+            OrderIdentity.of(shop=shop, source=shop, external_order_id=external_order_id)
+        )
+
+    def known(
+        self,
+        source: str,
+        destinations: Sequence[str],
+        external_order_ids: Sequence[str],
+        *,
+        shop: str | None = None,
+    ) -> set[str]:
+        """Orders of `source` already enqueued (ledger) or already known to the outcome table
+        (by this source or any other way in of the same shop)."""
         if not external_order_ids:
             return set()
         known = self.state.known(source, external_order_ids)
         rest = [e for e in external_order_ids if e not in known]
         if rest and destinations:
-            by_tracking = {derived_tracking_id(source, e): e for e in rest}
+            by_tracking = {self.tracking_id(shop or source, e): e for e in rest}
             keys = [
                 {"tracking_id": {"S": t}, "destination": {"S": d}} for t in by_tracking for d in destinations
             ]
@@ -78,10 +96,11 @@ class OrderSink:
         orders: Sequence[CanonicalOrder],
         origin: str,
         run_id: str,
+        shop: str | None = None,
     ) -> None:
         """Send every order (batches of 10, a few batches at a time), then record them in the ledger."""
         bodies = [
-            OrderEvent(source=source, route=route, order=order).model_dump_json(exclude_none=True)
+            OrderEvent(source=source, shop=shop, route=route, order=order).model_dump_json(exclude_none=True)
             for order in orders
         ]
         batches = _batches(bodies)
@@ -91,7 +110,7 @@ class OrderSink:
         def done(batch: list[tuple[int, str]]) -> None:
             for i, _ in batch:
                 ext = orders[i].external_order_id or ""
-                sent.append((ext, derived_tracking_id(source, ext)))
+                sent.append((ext, self.tracking_id(shop or source, ext)))
 
         try:
             if self.concurrency <= 1 or len(batches) == 1:

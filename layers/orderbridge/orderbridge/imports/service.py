@@ -568,7 +568,10 @@ class ImportService:
             in_chunk.add(ext)
             candidates.append((built.order, len(unit.rows)))
         known = self.sink.known(
-            run.source_name, run.destinations, [o.external_order_id or "" for o, _ in candidates]
+            run.source_name,
+            run.destinations,
+            [o.external_order_id or "" for o, _ in candidates],
+            shop=run.source.shop,
         )
         new = [(o, n) for o, n in candidates if o.external_order_id not in known]
         for order, rows in candidates:
@@ -582,6 +585,7 @@ class ImportService:
                 orders=[o for o, _ in new],
                 origin=origin,
                 run_id=run.summary.run_id,
+                shop=run.source.shop,
             )
         counts.rows_imported += sum(n for _, n in new)
         counts.orders_imported += len(new)

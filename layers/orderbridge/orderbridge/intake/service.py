@@ -1,30 +1,29 @@
-"""The intake service: authenticate, parse, validate, deduplicate, record, enqueue.
+"""The intake service: authenticate, parse, validate, identify, enqueue, record.
 
-Deduplication uses Powertools' idempotency utility keyed on what identifies an order at its
-source (the source's order id, else the sender's event id or the form's submission id, else the
-body's hash), so webhook retries and double-clicked forms return the first tracking id.
+Every accepted order's tracking id is derived from its identity at its origin (the shop and the
+shop's order id, else the sender's event id, else the form's submission id, else the body: see
+`orderbridge.identity`), so a webhook retry, a double-clicked form, a second way in of the same
+shop or a re-run after any crash names the same order, for as long as its outcome record exists.
+The outcome table is the ledger: an order it already holds is a duplicate (or, with different
+content from the same source, a conflict). The write order leaves nothing behind that nobody acts
+on: the event is queued first and the RECEIVED records written after, so a crash in between leaves
+a queued event (whose dispatcher writes the records), never a record without an event.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import ValidationError
 
 from orderbridge.config import ConfigStore
@@ -34,13 +33,16 @@ from orderbridge.exceptions import (
     ConfigurationError,
     CredentialsError,
     IntakeRejectedError,
+    IntakeUnavailableError,
+    OrderConflictError,
     SignatureError,
 )
+from orderbridge.identity import OrderIdentity, TrackingIds, differing_fields
 from orderbridge.intake import mapping, signatures
 from orderbridge.models.config import FormRateLimits, OrderbridgeConfig
-from orderbridge.models.event import OrderEvent, new_tracking_id
+from orderbridge.models.event import OrderEvent
 from orderbridge.models.order import CanonicalOrder
-from orderbridge.models.outcome import OutcomeStatus
+from orderbridge.models.outcome import Outcome, OutcomeStatus, order_state
 from orderbridge.observability import mask_pii
 from orderbridge.outcomes import OutcomeStore
 
@@ -55,7 +57,8 @@ metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV, METRICS_NAMESP
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_JSON_DEPTH = 12  # the deepest legitimate payload (Shopify's order) nests about 6 levels
-IDEMPOTENCY_EXPIRY_SECONDS = 72 * 3600  # longer than Shopify's 48 h of webhook retries
+# Fields of a copy that may differ without it being a different order (who posted it, from where).
+_VOLATILE = {"buyer": {"ip_address", "user_agent"}}
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,8 @@ class IntakeService:
         credentials: CredentialStore,
         sqs_client: Any,
         queue_url: str,
-        idempotency_table: str,
-        dynamodb_client: Any = None,
+        tracking_ids: TrackingIds,
+        requeue_received_after: float = 300.0,
         webhook_tolerance: int = 300,
         max_body_bytes: int = 65536,
         dispatcher_factory: Callable[[], Dispatcher] | None = None,
@@ -118,23 +121,15 @@ class IntakeService:
         self.credentials = credentials
         self.sqs = sqs_client
         self.queue_url = queue_url
+        self.ids = tracking_ids
+        self.requeue_received_after = requeue_received_after
         self.webhook_tolerance = webhook_tolerance
         self.max_body_bytes = max_body_bytes
-        self._local = threading.local()
         self._dispatcher_factory = dispatcher_factory
         self._dispatcher: Dispatcher | None = None
         self.post_limiter = post_limiter
         self.secret_refresh_interval = secret_refresh_interval
         self._secret_refreshed: dict[str, float] = {}  # secret id -> monotonic time of the last re-read
-        persistence = DynamoDBPersistenceLayer(table_name=idempotency_table, boto3_client=dynamodb_client)
-        self.idempotency = IdempotencyConfig(
-            event_key_jmespath="dedup_key", expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS
-        )
-        self._accept_once = idempotent_function(
-            data_keyword_argument="submission",
-            persistence_store=persistence,
-            config=self.idempotency,
-        )(self._accept)
 
     # --- ways in ---------------------------------------------------------------------------------
 
@@ -176,11 +171,34 @@ class IntakeService:
         raw = mapping.from_form(fields, ip=ip, user_agent=user_agent)
         order = self._validate(raw, rename=_form_field_name)
         submission_id = str(fields.get("submission_id") or "")[:128]
-        dedup = (
-            f"form:{form_key}:{submission_id}" if submission_id else f"form:{form_key}:body:{_digest(body)}"
+        identity = OrderIdentity.of(
+            shop=form.shop or form.source,
+            source=form_key,
+            external_order_id=order.external_order_id,
+            submission_id=submission_id,
+            form_key=form_key,
+            body=body,
         )
         delay = int(form.checkout_timeout_seconds) + 2 if form.mode == "checkout" else 0
-        accepted = self._accept_or_duplicate(dedup, form.source, form.route, order, delay)
+        try:
+            accepted = self._accept_or_duplicate(
+                identity, form.source, form.route, order, delay, shop=form.shop, conflict_is_error=True
+            )
+        except OrderConflictError as exc:  # a person is there: tell them, keep the first order
+            raise IntakeRejectedError(
+                409,
+                "ORDER_CONFLICT",
+                "this submission was already received with different content; reload the page "
+                "to place a new order",
+                [
+                    {
+                        "field": _form_field_name(f),
+                        "code": "differs",
+                        "message": "differs from the first copy",
+                    }
+                    for f in exc.fields
+                ],
+            ) from None
         if form.mode == "checkout":
             return self._checkout(accepted, form.source, form.route, order, form.checkout_timeout_seconds)
         return accepted
@@ -211,13 +229,14 @@ class IntakeService:
         else:
             raw = mapping.from_canonical_event(payload)
         order = self._validate(raw)
-        if order.external_order_id:
-            dedup = f"order:{source}:{order.external_order_id}"
-        elif event_id:
-            dedup = f"event:{source}:{event_id}"
-        else:
-            dedup = f"body:{source}:{_digest(body)}"
-        return self._accept_or_duplicate(dedup, source, hook.route, order)
+        identity = OrderIdentity.of(
+            shop=hook.shop or source,
+            source=source,
+            external_order_id=order.external_order_id,
+            event_id=event_id,
+            body=body,
+        )
+        return self._accept_or_duplicate(identity, source, hook.route, order, shop=hook.shop)
 
     def status(self, tracking_id: str, *, source: str | None = None) -> dict[str, Any] | None:
         """What a storefront polling for its order may see: that order only (and, given a
@@ -225,16 +244,9 @@ class IntakeService:
         outcomes = self.outcomes.get(tracking_id)
         if not outcomes or (source is not None and any(o.source != source for o in outcomes)):
             return None
-        statuses = {o.status for o in outcomes}
-        if statuses == {OutcomeStatus.SUCCEEDED}:
-            overall = "SUCCEEDED"
-        elif statuses & {OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED}:
-            overall = "FAILED"
-        else:
-            overall = "PENDING"
         return {
             "tracking_id": tracking_id,
-            "status": overall,
+            "status": order_state(outcomes).value,
             "destinations": [o.public_view() for o in outcomes],
         }
 
@@ -251,57 +263,117 @@ class IntakeService:
     # --- the one place an order is accepted ------------------------------------------------------
 
     def _accept_or_duplicate(
-        self, dedup: str, source: str, route: str, order: CanonicalOrder, queue_delay: int = 0
+        self,
+        identity: OrderIdentity,
+        source: str,
+        route: str,
+        order: CanonicalOrder,
+        queue_delay: int = 0,
+        *,
+        shop: str | None = None,
+        conflict_is_error: bool = False,
     ) -> Accepted:
-        submission = {
-            "dedup_key": dedup,
-            "source": source,
-            "route": route,
-            "order": order.model_dump(mode="json", exclude_none=True),
-            "queue_delay": queue_delay,
-        }
-        self._local.created = None
-        try:
-            result = self._accept_once(submission=submission)
-        except IdempotencyAlreadyInProgressError:
-            raise IntakeRejectedError(
-                409,
-                "DUPLICATE_IN_PROGRESS",
-                "the same order is being accepted right now; retry shortly",
-            ) from None
-        created = getattr(self._local, "created", None)
-        self._local.created = None
-        return Accepted(tracking_id=result["tracking_id"], duplicate=result["tracking_id"] != created)
+        """Queue a new order, or recognise one already taken (for as long as its record exists).
 
-    def _accept(self, submission: dict[str, Any]) -> dict[str, Any]:
-        tracking_id = new_tracking_id()
-        event = OrderEvent(
-            tracking_id=tracking_id,
-            source=submission["source"],
-            route=submission["route"],
-            order=CanonicalOrder.model_validate(submission["order"]),
-        )
+        Raises OrderConflictError for a copy from the same source with different content when
+        `conflict_is_error` (forms: a person can act on it); otherwise the first copy stands and
+        the conflict is logged and noted in the record's history. IntakeUnavailableError when the
+        queue or the outcome table cannot be read or written (the sender retries: same id).
+        """
+        try:
+            tracking_id = self.ids.tracking_id(identity)
+            digests = self.ids.digests(order.model_dump(mode="json", exclude_none=True, exclude=_VOLATILE))
+        except CredentialsError as exc:
+            raise IntakeUnavailableError("the tracking id key cannot be read") from exc
+        event = OrderEvent(tracking_id=tracking_id, source=source, shop=shop, route=route, order=order)
+        try:
+            known = self.outcomes.get(tracking_id)
+        except Exception as exc:
+            raise IntakeUnavailableError("the outcome table cannot be read") from exc
+        if known:
+            self._check_conflict(tracking_id, known, source, digests, conflict_is_error)
+            self._requeue_if_stalled(event, known)
+            return Accepted(tracking_id=tracking_id, duplicate=True)
+        self._enqueue(event, queue_delay)
         cfg = self._config()
-        route = cfg.routes[event.route]
-        self.outcomes.record_received(
-            tracking_id=tracking_id,
-            destinations=[
-                (d.destination, cfg.destinations[d.destination].provider) for d in route.destinations
-            ],
-            source=event.source,
-            route=event.route,
-            external_order_id=event.order.external_order_id,
+        try:
+            created = self.outcomes.record_received(
+                tracking_id=tracking_id,
+                destinations=[
+                    (d.destination, cfg.destinations[d.destination].provider)
+                    for d in cfg.routes[route].destinations
+                ],
+                source=source,
+                route=route,
+                external_order_id=order.external_order_id,
+                content_digests=digests,
+            )
+        except Exception:  # queued already: the dispatcher writes the record when it claims the order
+            logger.warning(
+                "RECEIVED record not written; the order is queued", extra={"tracking_id": tracking_id}
+            )
+            created = True
+        if created:
+            logger.info("order accepted", extra={"tracking_id": tracking_id, "source": source})
+            metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
+        return Accepted(tracking_id=tracking_id, duplicate=not created)
+
+    def _enqueue(self, event: OrderEvent, delay: int = 0) -> None:
+        try:
+            self.sqs.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=event.model_dump_json(exclude_none=True),
+                # checkout mode: the queued copy is the safety net, so it waits out the inline attempt
+                DelaySeconds=min(900, int(delay)),
+            )
+        except Exception as exc:
+            raise IntakeUnavailableError("the order queue cannot be written") from exc
+
+    def _check_conflict(
+        self,
+        tracking_id: str,
+        known: list[Outcome],
+        source: str,
+        digests: dict[str, str],
+        conflict_is_error: bool,
+    ) -> None:
+        """Same identity and source, different content: a conflict, never a silent duplicate.
+
+        Another source of the same shop (a feed import of a webhook's order) maps the order its
+        own way, so only copies from the same source are compared.
+        """
+        first = next((o for o in known if o.source == source and o.content_digests), None)
+        differ = differing_fields(first.content_digests, digests) if first else []
+        if not differ:
+            return
+        metrics.add_metric(name="OrderConflicts", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "order received again with different content; the first copy stands",
+            extra={"tracking_id": tracking_id, "source": source, "fields": differ},
         )
-        self.sqs.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=event.model_dump_json(exclude_none=True),
-            # checkout mode: the queued copy is the safety net, so it waits out the inline attempt
-            DelaySeconds=min(900, int(submission.get("queue_delay", 0))),
-        )
-        logger.info("order accepted", extra={"tracking_id": tracking_id, "source": event.source})
-        metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
-        self._local.created = tracking_id
-        return {"tracking_id": tracking_id}
+        if conflict_is_error:
+            raise OrderConflictError(tracking_id, differ)
+        with contextlib.suppress(Exception):  # a note only: the answer does not depend on it
+            for outcome in known:
+                self.outcomes.add_note(
+                    tracking_id=tracking_id,
+                    destination=outcome.destination,
+                    error_code="ORDER_CONFLICT",
+                    note=f"received again from {source} with different {', '.join(differ)}; not sent",
+                )
+
+    def _requeue_if_stalled(self, event: OrderEvent, known: list[Outcome]) -> None:
+        """A redelivery of an order no dispatcher has started for a while: queue it again.
+
+        Its first queued copy may be lost (a crash, a purge); a second copy is harmless, as the
+        dispatcher's claim lets only one of them reach the provider.
+        """
+        if not all(o.status is OutcomeStatus.RECEIVED for o in known):
+            return
+        age = (datetime.now(UTC) - max(o.updated_at for o in known)).total_seconds()
+        if age >= self.requeue_received_after:
+            logger.info("order re-queued: no dispatcher started it", extra={"tracking_id": event.tracking_id})
+            self._enqueue(event)
 
     def _checkout(
         self, accepted: Accepted, source: str, route: str, order: CanonicalOrder, timeout: float
@@ -446,10 +518,6 @@ def _depth(value: Any) -> int:
         elif isinstance(node, list):
             stack += [(v, level + 1) for v in node]
     return deepest
-
-
-def _digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from orderbridge.imports.config import ImportSource
-
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+from orderbridge.models.names import Name, Shop
 
 
 class _Config(BaseModel):
@@ -40,6 +39,14 @@ class Destination(_Config):
     base_url: AnyHttpUrl | None = Field(default=None, description="Override, e.g. a sandbox.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Provider-specific, e.g. store_hash.")
     rate_limit: RateLimit | None = None
+    reconcile_window_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=43200,
+        description="After a create whose answer never came, how long the provider may still create "
+        "the order: no resend until it has passed, only lookups. Default: the provider's own "
+        "(`Provider.reconcile_window_seconds`).",
+    )
 
 
 class RouteDestination(_Config):
@@ -73,6 +80,7 @@ class FormConfig(_Config):
 
     route: Name
     source: Name
+    shop: Shop = None
     allowed_origins: list[str] = Field(default_factory=list)
     mode: Literal["queued", "checkout"] = Field(
         default="queued",
@@ -93,6 +101,7 @@ class WebhookSource(_Config):
     scheme: Literal["standard", "shopify", "stripe"]
     payload: Literal["canonical", "shopify"]
     route: Name
+    shop: Shop = None
     secret_id: str = Field(description='Secrets Manager id; JSON {"secrets": [...]} or a plain string.')
     signature_header: str | None = Field(
         default=None,

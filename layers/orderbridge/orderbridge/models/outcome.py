@@ -15,18 +15,60 @@ class OutcomeStatus(StrEnum):
     FAILED_RETRYABLE = "FAILED_RETRYABLE"
     FAILED_PERMANENT = "FAILED_PERMANENT"
     DEAD_LETTERED = "DEAD_LETTERED"
+    # An earlier attempt may have created the order and nothing could confirm it either way (the
+    # provider has no lookup, or the tries ran out while it was being checked). Not retried by
+    # itself and never reported as failed: a person records what they found (`orderbridge review`).
+    NEEDS_REVIEW = "NEEDS_REVIEW"
 
     @property
     def is_final(self) -> bool:
+        """Nothing more happens to the delivery without an operator."""
         return self in FINAL_STATUSES
 
 
 FINAL_STATUSES = frozenset(
-    {OutcomeStatus.SUCCEEDED, OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED}
+    {
+        OutcomeStatus.SUCCEEDED,
+        OutcomeStatus.FAILED_PERMANENT,
+        OutcomeStatus.DEAD_LETTERED,
+        OutcomeStatus.NEEDS_REVIEW,
+    }
 )
 
 
+_MAY_EXIST = frozenset({OutcomeStatus.IN_FLIGHT, OutcomeStatus.FAILED_RETRYABLE, OutcomeStatus.DEAD_LETTERED})
+
+
+class OrderState(StrEnum):
+    """What a storefront is told about its order (the status endpoint's `status`)."""
+
+    PENDING = "PENDING"  # on its way: queued, being sent, or retrying after a definite failure
+    SUCCEEDED = "SUCCEEDED"  # created at every destination
+    CHECKING = "CHECKING"  # may already exist: being confirmed with the provider, or by a person
+    FAILED = "FAILED"  # not created, and will not be without a fix: safe to order again
+
+
+def order_state(outcomes: list[Outcome]) -> OrderState:
+    """One state for an order from its destinations' outcomes.
+
+    A delivery whose last attempt ended without an answer (`unknown_result`) is CHECKING, never
+    FAILED: a buyer who reads FAILED orders again, and the provider may already have the order.
+    """
+    if outcomes and all(o.status is OutcomeStatus.SUCCEEDED for o in outcomes):
+        return OrderState.SUCCEEDED
+    if any(
+        o.status is OutcomeStatus.NEEDS_REVIEW or (o.unknown_result and o.status in _MAY_EXIST)
+        for o in outcomes
+    ):
+        return OrderState.CHECKING
+    if any(o.status in (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED) for o in outcomes):
+        return OrderState.FAILED
+    return OrderState.PENDING
+
+
 class HistoryEntry(BaseModel):
+    """One line of a record's history: what happened, when, and (for operators' entries) who/why."""
+
     # Built on first use, not at import: only status reads and the operator CLI validate outcomes,
     # so neither function's cold start pays for it.
     model_config = ConfigDict(defer_build=True)
@@ -37,6 +79,7 @@ class HistoryEntry(BaseModel):
     http_status: int | None = None
     error_code: str | None = None
     note: str | None = None
+    by: str | None = None  # the operator who recorded it (`orderbridge review resolve --by`)
 
 
 class Outcome(BaseModel):
@@ -59,6 +102,15 @@ class Outcome(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     unknown_result: bool = False
+    unknown_since: datetime | None = Field(
+        default=None,
+        description="When the create call whose result is unknown was sent: the provider may still "
+        "create the order until this plus the destination's reconcile window.",
+    )
+    content_digests: dict[str, str] = Field(
+        default_factory=dict,
+        description="Keyed digest per top-level order field, to tell a changed resubmission from a copy.",
+    )
     lease_until: datetime | None = None
     created_at: datetime
     updated_at: datetime

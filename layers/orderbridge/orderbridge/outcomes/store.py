@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from orderbridge import clients
-from orderbridge.exceptions import DeliveryRetryableError
+from orderbridge.exceptions import DeliveryRetryableError, OutcomeConflictError, ReviewError
 from orderbridge.models.outcome import Outcome, OutcomeStatus
 
 BY_SOURCE_REF_INDEX = "by-source-ref"
@@ -30,7 +30,9 @@ _REOPENABLE = (
     OutcomeStatus.FAILED_RETRYABLE.value,
     OutcomeStatus.DEAD_LETTERED.value,
 )
-_CLOSED = frozenset({OutcomeStatus.SUCCEEDED, OutcomeStatus.FAILED_PERMANENT})
+_CLOSED = frozenset({OutcomeStatus.SUCCEEDED, OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.NEEDS_REVIEW})
+#: What `reopen` (an operator's retry or DLQ redrive) makes retryable again.
+_FAILED = (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED, OutcomeStatus.NEEDS_REVIEW)
 
 
 def _now() -> datetime:
@@ -58,6 +60,7 @@ class Claim:
     prior_unknown_result: bool
     final: Outcome | None = None  # set when the delivery was already finished: nothing to do
     lease_until: float = 0.0  # epoch seconds; after it another worker may take the delivery over
+    prior_unknown_since: datetime | None = None  # when the create of unknown result was sent
 
     @property
     def may_exist(self) -> bool:
@@ -88,9 +91,14 @@ class OutcomeStore:
         source: str,
         route: str,
         external_order_id: str | None,
-    ) -> None:
-        """Write one RECEIVED record per (destination, provider); existing records are kept."""
+        content_digests: dict[str, str] | None = None,
+    ) -> bool:
+        """Write one RECEIVED record per (destination, provider); existing records are kept.
+
+        Returns True if this call created any record (False: the order was already known).
+        """
         now = _now()
+        created = False
         for destination, provider in destinations:
             item = self._base_item(tracking_id, destination, now) | {
                 "status": OutcomeStatus.RECEIVED.value,
@@ -100,6 +108,7 @@ class OutcomeStore:
                 "external_order_id": external_order_id,
                 "source_ref": source_ref(source, external_order_id),
                 "attempts": 0,
+                "content_digests": content_digests or None,
                 "history": [self._entry(now, OutcomeStatus.RECEIVED, 0)],
             }
             try:
@@ -108,9 +117,11 @@ class OutcomeStore:
                     Item=_to_ddb(item),
                     ConditionExpression="attribute_not_exists(tracking_id)",
                 )
+                created = True
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
+        return created
 
     def claim(
         self,
@@ -192,11 +203,16 @@ class OutcomeStore:
             ) from exc
         prior = _from_ddb(old) if old else {}
         attempt = int(prior.get("attempts", 0)) + 1
+        prior_status = OutcomeStatus(prior["status"]) if "status" in prior else None
+        since = prior.get("unknown_since")
+        if prior_status is OutcomeStatus.IN_FLIGHT:  # that worker died: it may have sent since its claim
+            since = prior.get("updated_at")
         return Claim(
             attempt=attempt,
-            prior_status=OutcomeStatus(prior["status"]) if "status" in prior else None,
+            prior_status=prior_status,
             prior_unknown_result=bool(prior.get("unknown_result", False)),
             lease_until=(now + timedelta(seconds=lease_seconds)).timestamp(),
+            prior_unknown_since=datetime.fromisoformat(since) if since else None,
         )
 
     def finish(
@@ -213,9 +229,13 @@ class OutcomeStore:
         error_code: str | None = None,
         error_message: str | None = None,
         unknown_result: bool = False,
+        unknown_since: datetime | None = None,
         note: str | None = None,
     ) -> bool:
-        """Record an attempt's result. Returns False if another worker has since taken over."""
+        """Record an attempt's result. Returns False if another worker has since taken over.
+
+        `unknown_since` (with `unknown_result`): when the create whose answer never came was sent.
+        """
         now = _now()
         fields: dict[str, Any] = {
             "#s": status.value,
@@ -227,8 +247,11 @@ class OutcomeStore:
             "error_code": error_code,
             "error_message": (error_message or "")[:1000] or None,
             "unknown_result": unknown_result,
+            "unknown_since": unknown_since.isoformat() if unknown_result and unknown_since else None,
         }
         sets, removes, values = [], ["lease_until"], {}
+        if not unknown_result:
+            removes.append("unknown_since")
         for i, (name, value) in enumerate(fields.items()):
             if value is None:
                 if name in {"error_code", "error_message", "http_status"}:
@@ -281,7 +304,7 @@ class OutcomeStore:
         for outcome in self.get(tracking_id):
             if destination is not None and outcome.destination != destination:
                 continue
-            if outcome.status not in (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED):
+            if outcome.status not in _FAILED:
                 continue
             try:
                 self._ddb.update_item(
@@ -321,6 +344,152 @@ class OutcomeStore:
                 continue
             reopened.append(outcome.destination)
         return reopened
+
+    def add_note(self, *, tracking_id: str, destination: str, error_code: str, note: str) -> None:
+        """Append a history line without changing the record's status (e.g. an ignored conflict)."""
+        now = _now()
+        current = self.get_one(tracking_id, destination)
+        if current is None:
+            return
+        entry = self._entry(now, current.status, current.attempts, note, None, error_code)
+        self._ddb.update_item(
+            TableName=self.table_name,
+            Key=_to_ddb({"tracking_id": tracking_id, "destination": destination}),
+            UpdateExpression="SET history = list_append(if_not_exists(history, :empty), :entry)",
+            ConditionExpression="attribute_exists(tracking_id)",
+            ExpressionAttributeValues={":empty": {"L": []}, ":entry": {"L": [{"M": _to_ddb(entry)}]}},
+        )
+
+    def resolve_review(
+        self,
+        *,
+        tracking_id: str,
+        destination: str,
+        created: bool,
+        by: str,
+        reason: str,
+        provider_order_id: str | None = None,
+    ) -> Outcome:
+        """Record what a person found at the provider for a delivery that may exist.
+
+        `created=True` (with the provider's order id): the delivery becomes SUCCEEDED.
+        `created=False`: it becomes FAILED_RETRYABLE with the doubt cleared, so the next delivery
+        of its event (a DLQ redrive) sends it without looking first. Only a delivery in doubt can
+        be resolved: NEEDS_REVIEW, or DEAD_LETTERED/FAILED_RETRYABLE with an unknown result.
+        The history keeps who, when and why. Raises ReviewError when the record is not in doubt,
+        OutcomeConflictError when it changed while being resolved.
+        """
+        current = self.get_one(tracking_id, destination)
+        if current is None:
+            raise ReviewError(f"no delivery {tracking_id}/{destination}")
+        in_doubt = current.status is OutcomeStatus.NEEDS_REVIEW or (
+            current.unknown_result
+            and current.status in (OutcomeStatus.DEAD_LETTERED, OutcomeStatus.FAILED_RETRYABLE)
+        )
+        if not in_doubt:
+            raise ReviewError(
+                f"{tracking_id}/{destination} is {current.status.value}"
+                f"{' (unknown result)' if current.unknown_result else ''}: nothing to resolve"
+            )
+        if created and not provider_order_id:
+            raise ReviewError("say which provider order it is (provider_order_id)")
+        now = _now()
+        status = OutcomeStatus.SUCCEEDED if created else OutcomeStatus.FAILED_RETRYABLE
+        code = "REVIEWED_CREATED" if created else "REVIEWED_NOT_CREATED"
+        entry = self._entry(now, status, current.attempts, reason, None, code) | {"by": by[:100]}
+        sets = ["#s = :status", "updated_at = :now", "unknown_result = :false", "error_code = :code"]
+        sets.append("history = list_append(if_not_exists(history, :empty), :entry)")
+        values: dict[str, Any] = {
+            ":status": status.value,
+            ":now": now.isoformat(),
+            ":false": False,
+            ":code": code,
+            ":was": current.status.value,
+            ":at": current.updated_at.isoformat(),
+            ":empty": [],
+        }
+        if created:
+            sets.append("provider_order_id = :order")
+            values[":order"] = provider_order_id
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_ddb({"tracking_id": tracking_id, "destination": destination}),
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE unknown_since, error_message",
+                ConditionExpression="#s = :was AND updated_at = :at",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_to_ddb(values) | {":entry": {"L": [{"M": _to_ddb(entry)}]}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise OutcomeConflictError(
+                    f"{tracking_id}/{destination} changed while it was being resolved; look again"
+                ) from exc
+            raise
+        resolved = self.get_one(tracking_id, destination)
+        assert resolved is not None
+        return resolved
+
+    def sweep(self, *, received_older_than: timedelta, now: datetime | None = None) -> list[Outcome]:
+        """Mark records nobody is acting on, so they show up with a code an operator sees.
+
+        * RECEIVED for longer than `received_older_than`: its event never reached a dispatcher
+          (queued and lost, or parked before its first claim). -> FAILED_RETRYABLE `NOT_STARTED`.
+        * IN_FLIGHT with its lease over: the worker died mid-delivery and nothing took it over
+          (its message went to the DLQ). -> FAILED_RETRYABLE `ABANDONED`, with `unknown_result`
+          (it may have been sent), so any later attempt looks before it sends.
+
+        Both stay claimable: if the event does come back (redrive, a late copy), it is delivered.
+        Returns the records marked. Each write is conditional on the record being unchanged.
+        """
+        now = now or _now()
+        marked: list[Outcome] = []
+        stale = [
+            (o, "NOT_STARTED", "no dispatcher started this delivery; redrive its event from the DLQ")
+            for o in self.list_by_status(OutcomeStatus.RECEIVED, until=now - received_older_than)
+        ] + [
+            (o, "ABANDONED", "the worker delivering it stopped mid-delivery; it may have been sent")
+            for o in self.list_by_status(OutcomeStatus.IN_FLIGHT, until=now)
+            if o.lease_until is not None and o.lease_until < now
+        ]
+        for outcome, code, message in stale:
+            abandoned = code == "ABANDONED"
+            values: dict[str, Any] = {
+                ":retry": OutcomeStatus.FAILED_RETRYABLE.value,
+                ":now": now.isoformat(),
+                ":code": code,
+                ":message": message,
+                ":unknown": abandoned or outcome.unknown_result,
+                ":was": outcome.status.value,
+                ":at": outcome.updated_at.isoformat(),
+                ":empty": [],
+            }
+            sets = [
+                "#s = :retry",
+                "updated_at = :now",
+                "error_code = :code",
+                "error_message = :message",
+                "unknown_result = :unknown",
+                "history = list_append(if_not_exists(history, :empty), :entry)",
+            ]
+            if abandoned:
+                sets.append("unknown_since = if_not_exists(unknown_since, :at)")
+            entry = self._entry(now, OutcomeStatus.FAILED_RETRYABLE, outcome.attempts, message, None, code)
+            try:
+                self._ddb.update_item(
+                    TableName=self.table_name,
+                    Key=_to_ddb({"tracking_id": outcome.tracking_id, "destination": outcome.destination}),
+                    UpdateExpression="SET " + ", ".join(sets),
+                    ConditionExpression="#s = :was AND updated_at = :at",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=_to_ddb(values) | {":entry": {"L": [{"M": _to_ddb(entry)}]}},
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                continue  # it moved on by itself
+            marked.append(outcome)
+        return marked
 
     def record_rejected(
         self,
