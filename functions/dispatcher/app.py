@@ -16,14 +16,18 @@ from orderbridge import wiring
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record goes back to retry is routine (a 429, a provider down), not an error
+# of the function: its records are reported as failures, the invocation itself succeeds.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 dispatcher = wiring.dispatcher()
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     """One record. Not wrapped in Tracer.capture_method: it logs every exception at ERROR with a
-    traceback, and a record sent back to retry later is routine; the dispatcher logs it itself."""
-    dispatcher.process(record)
+    traceback, and a record sent back to retry later is routine; the dispatcher logs it itself.
+    The context's remaining time decides whether a record is started at all."""
+    remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
+    dispatcher.process(record, remaining_ms=remaining)
 
 
 @logger.inject_lambda_context

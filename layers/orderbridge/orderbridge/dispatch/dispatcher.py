@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -32,7 +34,7 @@ from orderbridge.exceptions import (
     UnknownProviderError,
 )
 from orderbridge.identity import TrackingIds
-from orderbridge.models.config import OrderbridgeConfig, RouteDestination
+from orderbridge.models.config import Destination, OrderbridgeConfig, RouteDestination
 from orderbridge.models.event import OrderEvent
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge.outcomes import Claim, OutcomeStore
@@ -71,12 +73,31 @@ class DispatcherSettings:
                 f"rate-limit wait + 1 s ({floor:g})"
             )
 
+    @property
+    def record_needs_ms(self) -> int:
+        """The least remaining time worth starting a record with: a lookup and a create, each
+        after a rate-limit wait, plus a second for the writes."""
+        return int((2 * (self.provider_timeout + self.rate_limit_max_wait) + 1.0) * 1000)
+
+    @property
+    def attempt_cap(self) -> int:
+        """Attempts (claims) after which an order still in doubt goes to a person, not round again."""
+        return 3 * self.max_receive_count
+
 
 @dataclass(frozen=True)
 class _Verdict:
     done: bool
     retry_after: float | None = None
-    failed: bool = False  # ended FAILED_PERMANENT: the event is parked for a person
+    park: str | None = None  # parked for a person with this reason (FAILED_PERMANENT, NEEDS_REVIEW)
+    requeue_after: float | None = None  # look again later on a fresh copy (its tries are not used up)
+
+
+@dataclass
+class _Progress:
+    """How far an attempt got, for an error nobody expected: was a create sent, and when."""
+
+    create_sent_at: datetime | None = None
 
 
 class Dispatcher:
@@ -90,9 +111,9 @@ class Dispatcher:
         credentials: CredentialStore,
         sqs_client: Any,
         queue_url: str,
+        tracking_ids: TrackingIds,
         dead_letter_queue_url: str | None = None,
         settings: DispatcherSettings | None = None,
-        tracking_ids: TrackingIds,
         sender: Sender | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
@@ -108,8 +129,20 @@ class Dispatcher:
         self.limiter = limiter
         self._providers: dict[tuple[str, str], Provider] = {}
 
-    def process(self, record: SQSRecord) -> None:
-        """Handle one record; raises DeliveryRetryableError to send it back to the queue."""
+    def process(self, record: SQSRecord, *, remaining_ms: Callable[[], int] | None = None) -> None:
+        """Handle one record; raises DeliveryRetryableError to send it back to the queue.
+
+        `remaining_ms` (the Lambda context's `get_remaining_time_in_millis`): a record is not
+        started when the time left cannot cover its provider calls; a fresh copy goes back on the
+        queue instead, so it neither outlives the function nor loses one of its tries.
+        """
+        if remaining_ms is not None and remaining_ms() < self.settings.record_needs_ms:
+            logger.info(
+                "too little time left to start this record; re-queued", extra={"id": record.message_id}
+            )
+            metrics.add_metric(name="RecordsDeferred", unit=MetricUnit.Count, value=1)
+            self._requeue(record, 0)
+            return
         receive_count = int(record.attributes.approximate_receive_count or 1)
         try:
             event = OrderEvent.model_validate_json(record.body)
@@ -146,15 +179,18 @@ class Dispatcher:
             self._park(record, tracking_id, "UNKNOWN_ROUTE")
             return
         last_try = receive_count >= self.settings.max_receive_count
-        waits: list[float | None] = []
-        failed = False
+        verdicts = []
         for route_destination in route.destinations:
-            verdict = self._deliver(event, tracking_id, route_destination, config, last_try)
-            failed = failed or verdict.failed
-            if not verdict.done:
-                waits.append(verdict.retry_after)
-        if failed and not waits:
-            self._park(record, tracking_id, "FAILED_PERMANENT")
+            try:
+                verdicts.append(self._deliver(event, tracking_id, route_destination, config, last_try))
+            except Exception:  # nothing was claimed, or the claim's lease will hand it over
+                logger.exception("delivery failed unexpectedly", extra={"tracking_id": tracking_id})
+                verdicts.append(_Verdict(done=False))
+        waits = [v.retry_after for v in verdicts if not v.done and v.requeue_after is None]
+        requeues = [v.requeue_after for v in verdicts if v.requeue_after is not None]
+        parks = [v.park for v in verdicts if v.park]
+        if parks and not waits and not requeues:
+            self._park(record, tracking_id, "NEEDS_REVIEW" if "NEEDS_REVIEW" in parks else parks[0])
         if waits:
             if last_try:
                 # visible again at once, so SQS's redrive moves it to the dead-letter queue now
@@ -162,6 +198,8 @@ class Dispatcher:
             else:
                 self._retry_later(record, receive_count, max((w or 0.0) for w in waits) or None)
             raise DeliveryRetryableError(f"{tracking_id}: {len(waits)} destination(s) to retry")
+        if requeues:
+            self._requeue(record, min(r or 0.0 for r in requeues))
 
     def deliver_now(self, event: OrderEvent) -> bool:
         """Attempt every destination of an accepted event right away (the checkout mode).
@@ -200,7 +238,13 @@ class Dispatcher:
             provider = self._provider(destination_id, config)
         except UnknownProviderError as exc:
             self._reject(tracking_id, event.source, "UNKNOWN_PROVIDER", str(exc), destination_id)
-            return _Verdict(done=True, failed=True)
+            return _Verdict(done=True, park="FAILED_PERMANENT")
+        # The slot first, the claim after: a worker that dies while waiting for the provider's
+        # rate limit has claimed nothing, so its order is not taken for one that may exist.
+        throttled = self._wait_for_slot(destination_id, destination)
+        if throttled is not None:
+            logger.info("rate limit used up; will come back", extra=log)
+            return _Verdict(done=False, retry_after=throttled.retry_after)
         try:
             claim = self.outcomes.claim(
                 tracking_id=tracking_id,
@@ -218,20 +262,39 @@ class Dispatcher:
             return _Verdict(done=False, retry_after=busy.retry_after)
         if claim.final is not None:
             logger.info("delivery already finished", extra=log | {"status": claim.final.status})
-            return _Verdict(done=True, failed=claim.final.status is OutcomeStatus.FAILED_PERMANENT)
+            return _Verdict(done=True)
         log["attempt"] = claim.attempt
-        delivery = Delivery(
-            tracking_id=tracking_id,
-            destination_id=destination_id,
-            destination=destination,
-            order=event.order,
-            source=event.source,
-            catalog=route_destination.catalog,
-        )
-        result = self._attempt(provider, delivery, claim)
-        return self._record(delivery, claim.attempt, result, last_try, log)
+        progress = _Progress()
+        try:
+            delivery = Delivery(
+                tracking_id=tracking_id,
+                destination_id=destination_id,
+                destination=destination,
+                order=event.order,
+                source=event.source,
+                catalog=route_destination.catalog,
+            )
+            result = self._attempt(provider, delivery, claim, progress)
+        except Exception as exc:  # a fault of ours (a bad catalog entry, a bug): visible, retried
+            logger.exception("delivery failed unexpectedly", extra=log)
+            delivery = Delivery(
+                tracking_id=tracking_id,
+                destination_id=destination_id,
+                destination=destination,
+                order=event.order,
+                source=event.source,
+            )
+            result = ProviderResult(
+                kind=ResultKind.RETRYABLE,
+                error_code="INTERNAL_ERROR",
+                error_message=f"{type(exc).__name__}: {exc}"[:300],
+                unknown_result=progress.create_sent_at is not None,
+            )
+        return self._record(delivery, provider, claim, progress, result, last_try, log)
 
-    def _attempt(self, provider: Provider, delivery: Delivery, claim: Claim) -> ProviderResult:
+    def _attempt(
+        self, provider: Provider, delivery: Delivery, claim: Claim, progress: _Progress
+    ) -> ProviderResult:
         secret_id = delivery.destination.secret_id
         try:
             credentials = self.credentials.get(secret_id)
@@ -248,21 +311,51 @@ class Dispatcher:
             return ProviderResult(kind=ResultKind.PERMANENT, error_code=exc.code, error_message=exc.message)
         if lookup is None and claim.may_exist:
             return ProviderResult(
-                kind=ResultKind.PERMANENT,
+                kind=ResultKind.REVIEW,
                 error_code="NEEDS_REVIEW",
                 error_message="an earlier attempt may have created the order and this provider "
                 "cannot be searched by reference; parked for review instead of risking a double order",
             )
+        slot_taken = True  # _deliver waited for this call's slot before it claimed
         if lookup is not None:
             found, credentials = self._call(
-                provider, lookup, credentials, delivery, provider.parse_lookup, claim.lease_until
+                provider, lookup, credentials, delivery, provider.parse_lookup, claim.lease_until, slot_taken
             )
+            slot_taken = False
             if found.kind is not ResultKind.NOT_FOUND:
                 return found  # SUCCEEDED (already created) or an error to retry
+            reconciling = self._still_reconciling(provider, claim)
+            if reconciling is not None:
+                return reconciling
+        progress.create_sent_at = _now()
         result, _ = self._call(
-            provider, request, credentials, delivery, provider.parse_create, claim.lease_until
+            provider, request, credentials, delivery, provider.parse_create, claim.lease_until, slot_taken
         )
         return result
+
+    def _still_reconciling(self, provider: Provider, claim: Claim) -> ProviderResult | None:
+        """Not found, but the provider may still be creating it: look again later, do not send.
+
+        The window runs from when the create of unknown result was sent (or the dead worker
+        claimed it) and is the provider's `reconcile_window` long; lookups inside it come every
+        sixth of the window (at least two client timeouts apart).
+        """
+        if not claim.may_exist:
+            return None
+        window = provider.reconcile_window
+        since = claim.prior_unknown_since or _now()
+        left = (since + timedelta(seconds=window) - _now()).total_seconds()
+        if left <= 0:
+            return None
+        again = min(left, max(window / 6, 2 * self.settings.provider_timeout))
+        return ProviderResult(
+            kind=ResultKind.RETRYABLE,
+            error_code="RECONCILING",
+            error_message=f"not found yet; the provider may still create it for {left:.0f} s, "
+            f"looking again in {again:.0f} s",
+            retry_after=again,
+            unknown_result=True,
+        )
 
     def _call(
         self,
@@ -272,13 +365,16 @@ class Dispatcher:
         delivery: Delivery,
         parse: Any,
         lease_until: float,
+        slot_taken: bool = False,
     ) -> tuple[ProviderResult, dict[str, Any]]:
         """Send; on 401/403 re-read the secret once (it may have been rotated) and send again."""
         secret_id = delivery.destination.secret_id
         for refreshed in (False, True):
-            throttled = self._wait_for_slot(delivery)
-            if throttled is not None:
-                return throttled, credentials
+            if not slot_taken:
+                throttled = self._wait_for_slot(delivery.destination_id, delivery.destination)
+                if throttled is not None:
+                    return throttled, credentials
+            slot_taken = False
             # Fence: never start a call that could outlive our claim. Once the lease is over,
             # another worker may take the delivery, look it up, find nothing and create it.
             if time.time() + self.settings.provider_timeout + 1.0 >= lease_until:
@@ -319,11 +415,14 @@ class Dispatcher:
     def _record(
         self,
         delivery: Delivery,
-        attempt: int,
+        provider: Provider,
+        claim: Claim,
+        progress: _Progress,
         result: ProviderResult,
         last_try: bool,
         log: dict[str, Any],
     ) -> _Verdict:
+        attempt = claim.attempt
         common = {
             "tracking_id": delivery.tracking_id,
             "destination": delivery.destination_id,
@@ -344,6 +443,27 @@ class Dispatcher:
             )
             metrics.add_metric(name="DeliveriesSucceeded", unit=MetricUnit.Count, value=1)
             return _Verdict(done=True)
+        # When the create of unknown result went out: this attempt's, else the one still in doubt.
+        since = progress.create_sent_at if result.unknown_result and progress.create_sent_at else None
+        since = since or claim.prior_unknown_since or _now()
+        in_doubt = result.unknown_result or (claim.may_exist and result.kind is not ResultKind.PERMANENT)
+        lookup = provider.supports_lookup
+        if result.kind is ResultKind.REVIEW or (
+            in_doubt and (attempt >= self.settings.attempt_cap or (last_try and not lookup))
+        ):
+            self.outcomes.finish(
+                **common,
+                status=OutcomeStatus.NEEDS_REVIEW,
+                error_code=result.error_code if result.kind is ResultKind.REVIEW else "NEEDS_REVIEW",
+                error_message=result.error_message
+                if result.kind is ResultKind.REVIEW
+                else f"still unconfirmed after {attempt} attempts: {result.error_message}",
+                unknown_result=True,
+                unknown_since=since,
+            )
+            logger.warning("delivery needs review", extra=log | {"error_code": result.error_code})
+            metrics.add_metric(name="DeliveriesNeedReview", unit=MetricUnit.Count, value=1)
+            return _Verdict(done=True, park="NEEDS_REVIEW")
         if result.kind in (ResultKind.PERMANENT, ResultKind.AUTH, ResultKind.NOT_FOUND):
             self.outcomes.finish(
                 **common,
@@ -353,27 +473,36 @@ class Dispatcher:
             )
             logger.warning("delivery failed permanently", extra=log | {"error_code": result.error_code})
             metrics.add_metric(name="DeliveriesFailedPermanent", unit=MetricUnit.Count, value=1)
-            return _Verdict(done=True, failed=True)
-        status = OutcomeStatus.DEAD_LETTERED if last_try else OutcomeStatus.FAILED_RETRYABLE
+            return _Verdict(done=True, park="FAILED_PERMANENT")
+        retry_after = result.retry_after
+        if result.unknown_result and result.error_code != "RECONCILING":
+            # The provider may still be working on the request we gave up on: look for the
+            # order only after it has surely finished, or the lookup could miss it and re-send.
+            retry_after = max(retry_after or 0.0, 2 * self.settings.provider_timeout)
+        # In doubt, the order is looked for again on a fresh copy of the message, whatever its
+        # tries: running out of tries while the provider may have the order would report a
+        # failure for an order that exists. The attempt cap bounds it.
+        requeue = in_doubt and (last_try or result.error_code == "RECONCILING")
+        status = OutcomeStatus.DEAD_LETTERED if last_try and not requeue else OutcomeStatus.FAILED_RETRYABLE
         metrics.add_metric(
-            name="DeliveriesDeadLettered" if last_try else "DeliveriesRetried", unit=MetricUnit.Count, value=1
+            name="DeliveriesDeadLettered" if status is OutcomeStatus.DEAD_LETTERED else "DeliveriesRetried",
+            unit=MetricUnit.Count,
+            value=1,
         )
         self.outcomes.finish(
             **common,
             status=status,
             error_code=result.error_code,
             error_message=result.error_message,
-            unknown_result=result.unknown_result,
+            unknown_result=in_doubt,
+            unknown_since=since if in_doubt else None,
         )
         logger.warning(
-            "delivery failed; retrying" if not last_try else "delivery out of tries",
+            "delivery out of tries" if status is OutcomeStatus.DEAD_LETTERED else "delivery failed; retrying",
             extra=log | {"error_code": result.error_code},
         )
-        retry_after = result.retry_after
-        if result.unknown_result:
-            # The provider may still be working on the request we gave up on: look for the
-            # order only after it has surely finished, or the lookup could miss it and re-send.
-            retry_after = max(retry_after or 0.0, 2 * self.settings.provider_timeout)
+        if requeue:
+            return _Verdict(done=False, requeue_after=retry_after or 0.0)
         return _Verdict(done=False, retry_after=retry_after)
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -402,13 +531,13 @@ class Dispatcher:
             message=message,
         )
 
-    def _wait_for_slot(self, delivery: Delivery) -> ProviderResult | None:
+    def _wait_for_slot(self, destination_id: str, destination: Destination) -> ProviderResult | None:
         """Respect the account's rate limit across instances: wait briefly, or give the record back."""
-        limit = delivery.destination.rate_limit
+        limit = destination.rate_limit
         if limit is None or self.limiter is None:
             return None
         wait = self.limiter.reserve(
-            f"provider#{delivery.destination_id}",
+            f"provider#{destination_id}",
             limit=max(1, int(limit.requests * limit.headroom)),
             per_seconds=limit.per_seconds,
             burst=limit.burst,
@@ -439,6 +568,22 @@ class Dispatcher:
             },
         )
 
+    def _requeue(self, record: SQSRecord, delay: float) -> None:
+        """A fresh copy of the record, visible after `delay` s; the original is then deleted.
+
+        Used where the record is to come back without using up one of its tries: still looking
+        for an order the provider may be creating, or too little time left to start it. Should
+        the copy fail, the record is retried the ordinary way. A crash between the copy and the
+        original's deletion leaves two copies, which the claim turns into one delivery.
+        """
+        try:
+            self.sqs.send_message(
+                QueueUrl=self.queue_url, MessageBody=record.body, DelaySeconds=min(900, max(0, int(delay)))
+            )
+        except Exception as exc:
+            logger.exception("could not re-queue the record; it is retried instead")
+            raise DeliveryRetryableError("re-queue failed", retry_after=delay) from exc
+
     def _retry_later(self, record: SQSRecord, receive_count: int, retry_after: float | None) -> None:
         delay = retry_delay(
             receive_count,
@@ -457,6 +602,10 @@ class Dispatcher:
             )
         except Exception:  # the queue's own visibility timeout still applies
             logger.exception("could not set retry delay", extra={"message_id": record.message_id})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _describe(exc: Exception) -> str:

@@ -600,3 +600,42 @@ class OutcomeStore:
             "http_status": http_status,
             "error_code": error_code,
         }
+
+    def adopt_legacy_review(self, *, tracking_id: str, destination: str) -> bool:
+        """Turn a delivery parked for review the old way (FAILED_PERMANENT, error code NEEDS_REVIEW,
+        from before the NEEDS_REVIEW status) into NEEDS_REVIEW with an unknown result, which is
+        what it meant, so `resolve_review` applies to it. False if it is not such a record.
+        """
+        current = self.get_one(tracking_id, destination)
+        if current is None or current.status is not OutcomeStatus.FAILED_PERMANENT:
+            return False
+        now = _now()
+        note = "parked for review as FAILED_PERMANENT (older dispatcher)"
+        entry = self._entry(now, OutcomeStatus.NEEDS_REVIEW, current.attempts, note, None, "NEEDS_REVIEW")
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_ddb({"tracking_id": tracking_id, "destination": destination}),
+                UpdateExpression=(
+                    "SET #s = :review, unknown_result = :true, updated_at = :now, "
+                    "history = list_append(if_not_exists(history, :empty), :entry)"
+                ),
+                ConditionExpression="#s = :was AND error_code = :code",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_to_ddb(
+                    {
+                        ":review": OutcomeStatus.NEEDS_REVIEW.value,
+                        ":true": True,
+                        ":now": now.isoformat(),
+                        ":empty": [],
+                        ":was": OutcomeStatus.FAILED_PERMANENT.value,
+                        ":code": "NEEDS_REVIEW",
+                    }
+                )
+                | {":entry": {"L": [{"M": _to_ddb(entry)}]}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True

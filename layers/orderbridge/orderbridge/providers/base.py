@@ -26,6 +26,7 @@ class ResultKind(StrEnum):
     PERMANENT = "PERMANENT"
     AUTH = "AUTH"  # credentials refused: refresh once, then permanent
     NOT_FOUND = "NOT_FOUND"  # a lookup found no order
+    REVIEW = "REVIEW"  # it may exist and nothing can tell: a person checks (NEEDS_REVIEW)
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,19 @@ class Provider(ABC):
     default_base_url: ClassVar[str]
     supports_lookup: ClassVar[bool] = False
     retry_after_header: ClassVar[str] = "Retry-After"
+    #: After a create whose answer never came, how long the provider may still be creating the
+    #: order. Until it has passed a missing order is only looked for again, never re-sent.
+    #: A destination's `reconcile_window_seconds` overrides it.
+    reconcile_window_seconds: ClassVar[float] = 300.0
 
     def __init__(self, *, destination: Destination) -> None:
         self.destination = destination
         self.base_url = str(destination.base_url or self.default_base_url).rstrip("/")
+
+    @property
+    def reconcile_window(self) -> float:
+        """Seconds: the destination's setting, else the provider's default."""
+        return self.destination.reconcile_window_seconds or self.reconcile_window_seconds
 
     @abstractmethod
     def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
