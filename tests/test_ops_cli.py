@@ -115,6 +115,10 @@ def fixed_catalog(harness) -> dict[str, Any]:
         ["dlq", "list"],
         ["dlq", "redrive"],
         ["retry"],
+        ["review"],
+        ["review", "list"],
+        ["review", "resolve"],
+        ["sweep"],
     ],
     ids=lambda c: " ".join(c) or "orderbridge",
 )
@@ -246,7 +250,11 @@ def test_redrive_all_derives_tracking_ids_and_skips_malformed_bodies(run, harnes
     assert left["Body"] == "{not json"
 
 
-def test_needs_review_is_not_redriven_until_the_operator_says_it_was_reviewed(run, harness):
+@pytest.mark.parametrize("parked", ["legacy FAILED_PERMANENT", "NEEDS_REVIEW"])
+def test_needs_review_is_not_redriven_until_resolved_as_not_created(run, harness, parked):
+    """Parked for review the old way (FAILED_PERMANENT / NEEDS_REVIEW) or the new (status
+    NEEDS_REVIEW): redrive and retry refuse, point to `review resolve`, and leave it on the DLQ;
+    resolved as not created, it is redriven and sent once."""
     from orderbridge import wiring
 
     harness.take_dead_letters()
@@ -262,22 +270,40 @@ def test_needs_review_is_not_redriven_until_the_operator_says_it_was_reviewed(ru
         external_order_id=external_id,
         lease_seconds=60,
     )
+    legacy = parked.startswith("legacy")
     store.finish(
         tracking_id=tracking_id,
         destination="bc-demo",
         attempt=claim.attempt,
-        status=OutcomeStatus.FAILED_PERMANENT,
+        status=OutcomeStatus.FAILED_PERMANENT if legacy else OutcomeStatus.NEEDS_REVIEW,
         error_code="NEEDS_REVIEW",
         error_message="an earlier attempt may have created the order",
+        unknown_result=not legacy,
     )
-    send_to_dlq(harness, body, tracking_id=tracking_id, reason="FAILED_PERMANENT")
+    status = harness.outcomes(tracking_id)[0].status
+    send_to_dlq(
+        harness, body, tracking_id=tracking_id, reason="FAILED_PERMANENT" if legacy else "NEEDS_REVIEW"
+    )
     code, out, _ = run("dlq", "redrive", "--all", "--yes")
-    assert code == 1 and "redriven 0, skipped 1" in out and "--reviewed" in out
-    assert harness.outcomes(tracking_id)[0].status is OutcomeStatus.FAILED_PERMANENT
-    code, out, _ = run("retry", tracking_id, "--reviewed")
-    assert code == 0 and "redriven 1" in out
+    assert code == 1 and "redriven 0, skipped 1" in out and "review resolve" in out
+    code, out, _ = run("retry", tracking_id)
+    assert code == 1 and "redriven 0, skipped 1" in out and "review resolve" in out
+    code, _, err = run("retry", tracking_id, "--reviewed")
+    assert code == 2 and "--reviewed is no longer accepted" in err and "review resolve" in err
+    code, _, err = run("retry", tracking_id, "--reopen-only")
+    assert code == 1 and "review resolve" in err
+    assert harness.outcomes(tracking_id)[0].status is status  # untouched by every refusal
+    code, out, _ = run("dlq", "list")
+    assert tracking_id in out  # still there, visible
+    code, out, _ = run(
+        "review", "resolve", tracking_id, "--not-created", "--by", "ana", "--reason", "none in the admin"
+    )
+    assert code == 0, out
+    assert "redriven 1" in out
     harness.drain(until=harness.final(tracking_id))
-    assert harness.outcomes(tracking_id)[0].status is OutcomeStatus.SUCCEEDED
+    [outcome] = harness.outcomes(tracking_id)
+    assert outcome.status is OutcomeStatus.SUCCEEDED
+    assert [(h.by, h.note) for h in outcome.history if h.by] == [("ana", "none in the admin")]
     assert len(harness.orders_with_reference(tracking_id)) == 1
     assert harness.take_dead_letters() == []
 

@@ -1,6 +1,7 @@
 """`orderbridge`: the operator's view of outcomes and the dead-letter queue.
 
-Parsing and dispatch only; the commands live in `outcomes.py` and `dlq.py`.
+Parsing and dispatch only; the commands live in `outcomes.py`, `dlq.py`, `review.py`, `sweep.py`
+and `imports.py`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from botocore.exceptions import (
 )
 from rich.console import Console
 
+from orderbridge.constants import STALE_RECEIVED_SECONDS_DEFAULT
 from orderbridge.models.outcome import OutcomeStatus
-from orderbridge_ops import dlq, imports, outcomes, render
+from orderbridge_ops import dlq, imports, outcomes, render, review, sweep
 from orderbridge_ops.connect import DLQ, QUEUE, TABLE, Connection, Target
 from orderbridge_ops.errors import USAGE, OpsError
 
@@ -38,7 +40,6 @@ _DENIED_CODES = frozenset(
         "InvalidClientTokenId",
     }
 )
-_REVIEWED_HELP = "also send NEEDS_REVIEW deliveries (only after checking the provider has no order for them)"
 _MAX_HELP = "look at no more than this many messages (default: %(default)s)"
 
 _CONNECTION_EPILOG = """
@@ -122,6 +123,11 @@ def _command(
         _connection_options(parser, suppress=True)
         parser.set_defaults(handler=handler, needs=tuple(needs))
     return parser
+
+
+def _no_longer_reviewed(parser: argparse.ArgumentParser) -> None:
+    """`--reviewed` is gone (`review resolve` records the check); kept hidden, to say so when used."""
+    parser.add_argument("--reviewed", action="store_true", help=argparse.SUPPRESS)
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
@@ -242,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only these orders' messages (repeatable); others stay on the queue",
     )
     cmd.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    cmd.add_argument("--reviewed", action="store_true", help=_REVIEWED_HELP)
+    _no_longer_reviewed(cmd)
     cmd.add_argument("--max", type=_positive, default=dlq.DEFAULT_MAX, help=_MAX_HELP)
 
     # retry
@@ -258,13 +264,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("tracking_id", metavar="TRACKING_ID", help="the order's tracking id (ob_...)")
     cmd.add_argument("--destination", help="reopen only this destination (default: every failed one)")
-    cmd.add_argument("--reviewed", action="store_true", help=_REVIEWED_HELP)
+    _no_longer_reviewed(cmd)
     cmd.add_argument(
         "--reopen-only",
         action="store_true",
         help="only make the failed deliveries retryable; do not touch the dead-letter queue",
     )
     cmd.add_argument("--max", type=_positive, default=dlq.DEFAULT_MAX, help=_MAX_HELP)
+
+    # review ...
+    group = _command(
+        commands,
+        "review",
+        "Deliveries in doubt (the provider may have the order): list them, record what you found.",
+        "  orderbridge review list\n"
+        "  orderbridge review resolve ob_0123... --not-created --by ana --reason 'no order in the admin'\n"
+        "  orderbridge review resolve ob_0123... --created --provider-order-id 1042 --by ana --reason "
+        "'found it'",
+    )
+    sub = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    cmd = _command(
+        sub,
+        "list",
+        "List deliveries in doubt, oldest first, and where to look for each at its provider.",
+        "  orderbridge review list --local\n"
+        "  orderbridge review list --stack-name orderbridge-prod --since 7d",
+        review.cmd_list,
+        needs=(TABLE,),
+    )
+    cmd.add_argument("--since", type=_when, metavar="WHEN", help="updated at/after: 2h, 3d, 1w or ISO time")
+    cmd.add_argument("--until", type=_when, metavar="WHEN", help="updated at/before: same forms as --since")
+    cmd = _command(
+        sub,
+        "resolve",
+        "Record what you found at the provider: --created (SUCCEEDED, with its order id) or "
+        "--not-created (then sent: its event is redriven from the DLQ). Who and why go in the history.",
+        "  orderbridge review resolve ob_0123456789abcdef0123456789abcdef --created "
+        "--provider-order-id 1042 \\\n"
+        "      --by ana --reason 'order 1042 in the BigCommerce admin has this external id'\n"
+        "  orderbridge review resolve ob_0123456789abcdef0123456789abcdef --destination komerza-demo "
+        "--not-created \\\n"
+        "      --by ana --reason 'no order with this tracking id in the Komerza dashboard'",
+        review.cmd_resolve,
+        needs=(TABLE, QUEUE, DLQ),
+    )
+    cmd.add_argument("tracking_id", metavar="TRACKING_ID", help="the order's tracking id (ob_...)")
+    cmd.add_argument("--destination", help="the destination in doubt (needed if the order has several)")
+    found = cmd.add_mutually_exclusive_group(required=True)
+    found.add_argument("--created", action="store_true", help="the provider has the order")
+    found.add_argument("--not-created", action="store_true", help="the provider has no such order: send it")
+    cmd.add_argument("--provider-order-id", metavar="ID", help="with --created: the provider's order id")
+    cmd.add_argument("--by", required=True, metavar="NAME", help="who checked (kept in the history)")
+    cmd.add_argument("--reason", required=True, metavar="TEXT", help="what you found (kept in the history)")
+    cmd.add_argument("--max", type=_positive, default=dlq.DEFAULT_MAX, help=_MAX_HELP)
+
+    # sweep
+    cmd = _command(
+        commands,
+        "sweep",
+        "Mark stalled deliveries now, as the scheduled sweeper does: RECEIVED for too long "
+        "(NOT_STARTED), IN_FLIGHT with its lease over (ABANDONED).",
+        "  orderbridge sweep --dry-run --local\n"
+        "  orderbridge sweep --older-than 3600 --stack-name orderbridge-prod",
+        sweep.cmd_sweep,
+        needs=(TABLE,),
+    )
+    cmd.add_argument(
+        "--older-than",
+        type=_positive,
+        default=STALE_RECEIVED_SECONDS_DEFAULT,
+        metavar="SECONDS",
+        help="a RECEIVED record older than this is stalled (default: %(default)s, as the sweeper)",
+    )
+    cmd.add_argument("--dry-run", action="store_true", help="only show what would be marked")
 
     # import (docs/imports.md)
     cmd = _command(

@@ -8,15 +8,22 @@ tracking id of the latter is read from the body (`OrderEvent.resolved_tracking_i
 Peeking is receive-then-release: messages are received with a visibility timeout and made
 visible again at once (`change_message_visibility` to 0), so nothing is consumed. Messages can be
 received more than once (at-least-once delivery); they are keyed by message id and handled once.
+
+A redrive holds its messages hidden only while it lives (`Holder`): received for a short
+visibility timeout, extended by a background thread while the command works. A redrive that is
+killed hands its messages back within `REDRIVE_VISIBILITY` seconds, so `dlq list` and the DLQ
+alarm never see an empty queue that is not empty.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,15 +39,21 @@ from orderbridge.models.event import OrderEvent
 from orderbridge.models.outcome import Outcome, OutcomeStatus
 from orderbridge_ops import render
 from orderbridge_ops.connect import Connection
-from orderbridge_ops.errors import NOT_FOUND, OK, OpsError
+from orderbridge_ops.errors import NOT_FOUND, OK, USAGE, OpsError
 
 PEEK_VISIBILITY = 20  # seconds a peeked message stays hidden if we die before releasing it
-REDRIVE_VISIBILITY = 900  # long enough to confirm and process a large redrive; released early anyway
+# Seconds a message held by a redrive stays hidden if the redrive dies; extended every third of it
+# while the redrive runs (Holder). Short: a killed redrive must not make the DLQ look empty for long.
+REDRIVE_VISIBILITY = 30
 DEFAULT_MAX = 1000
 REOPEN_NOTE = "redriven from the dead-letter queue (orderbridge CLI)"
 SQS_REDRIVE_REASON = "max receives (SQS redrive)"
 NO_DESTINATION = "-"  # the dispatcher records events it rejects outright under this destination
-NEEDS_REVIEW = "NEEDS_REVIEW"  # an earlier attempt may have created the order; the provider has no lookup
+NEEDS_REVIEW = "NEEDS_REVIEW"  # an earlier attempt may have created the order; nothing could confirm it
+REVIEW_COMMAND = (
+    "orderbridge review resolve {tid} --destination {destination} "
+    "(--created --provider-order-id ID | --not-created) --by NAME --reason TEXT"
+)
 _IN_PROGRESS = (OutcomeStatus.RECEIVED, OutcomeStatus.IN_FLIGHT, OutcomeStatus.FAILED_RETRYABLE)
 _FAILED = (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED)
 
@@ -119,11 +132,18 @@ def approximate_count(sqs: Any, url: str) -> tuple[int, int]:
 
 
 def scan(
-    sqs: Any, url: str, *, visibility: int, max_messages: int = DEFAULT_MAX, ids: TrackingIds | None = None
+    sqs: Any,
+    url: str,
+    *,
+    visibility: int,
+    max_messages: int = DEFAULT_MAX,
+    ids: TrackingIds | None = None,
+    holder: Holder | None = None,
 ) -> list[DeadLetter]:
     """Receive up to `max_messages` distinct messages, hidden for `visibility` seconds.
 
-    The caller must `release` (or delete) every message returned.
+    The caller must `release` (or delete) every message returned. With a `holder`, each message
+    is handed to it as it arrives, so a long scan does not let the first ones reappear.
     """
     expected, _ = approximate_count(sqs, url)
     seen: dict[str, DeadLetter] = {}
@@ -152,6 +172,8 @@ def scan(
             else:
                 seen[letter.message_id] = letter
                 news += 1
+                if holder is not None:
+                    holder.hold([letter])
         batches_without_news = 0 if news else batches_without_news + 1
         if batches_without_news >= 3:
             break
@@ -176,6 +198,72 @@ def release(sqs: Any, url: str, letters: Iterable[DeadLetter]) -> int:
     return failed
 
 
+class Holder:
+    """Keeps received messages hidden while this process works on them, and only while it lives.
+
+    A background thread extends the visibility of every held message to `visibility` seconds,
+    every third of that. Killed, the process stops extending, and the messages reappear within
+    `visibility` seconds. On exit, whatever is still held is made visible again at once.
+    """
+
+    def __init__(self, sqs: Any, url: str, *, visibility: int | None = None) -> None:
+        self.sqs = sqs
+        self.url = url
+        self.visibility = visibility or REDRIVE_VISIBILITY
+        self._held: dict[str, DeadLetter] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep_hidden, name="dlq-holder", daemon=True)
+
+    def hold(self, letters: Iterable[DeadLetter]) -> None:
+        with self._lock:
+            self._held.update((letter.message_id, letter) for letter in letters)
+
+    def drop(self, letter: DeadLetter) -> None:
+        """Stop holding a message (it was deleted)."""
+        with self._lock:
+            self._held.pop(letter.message_id, None)
+
+    def release(self, letters: Iterable[DeadLetter]) -> int:
+        """Stop holding these and make them visible at once; returns how many could not be."""
+        letters = list(letters)
+        for letter in letters:
+            self.drop(letter)
+        return release(self.sqs, self.url, letters)
+
+    def __enter__(self) -> Holder:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.visibility)
+        with self._lock:
+            left = list(self._held.values())
+        self.release(left)
+
+    def _keep_hidden(self) -> None:
+        while not self._stop.wait(self.visibility / 3):
+            with self._lock:
+                letters = list(self._held.values())
+            for start in range(0, len(letters), 10):
+                if self._stop.is_set():
+                    return
+                chunk = letters[start : start + 10]
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": ltr.receipt_handle, "VisibilityTimeout": self.visibility}
+                    for i, ltr in enumerate(chunk)
+                ]
+                try:
+                    answer = self.sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+                except (ClientError, BotoCoreError):
+                    continue  # try again next round; the visibility left covers one miss
+                for failed in answer.get("Failed", []):
+                    self.drop(chunk[int(failed["Id"])])  # deleted meanwhile, or no longer ours
+
+
 def resend_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     """Message attributes as SendMessage takes them (received ones carry empty list fields)."""
     out = {}
@@ -186,14 +274,34 @@ def resend_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def in_review(outcome: Outcome) -> bool:
+    """Parked for a person: NEEDS_REVIEW, or the same parked the old way (FAILED_PERMANENT with
+    error code NEEDS_REVIEW, from before the status existed)."""
+    return outcome.status is OutcomeStatus.NEEDS_REVIEW or (
+        outcome.status is OutcomeStatus.FAILED_PERMANENT and outcome.error_code == NEEDS_REVIEW
+    )
+
+
+def in_doubt(outcome: Outcome) -> bool:
+    """May exist at the provider, and nothing has confirmed it either way (`review list`)."""
+    return in_review(outcome) or (
+        outcome.unknown_result
+        and outcome.status in (OutcomeStatus.DEAD_LETTERED, OutcomeStatus.FAILED_RETRYABLE)
+    )
+
+
 class NeedsReviewError(Exception):
     """Reopening would let the dispatcher send a create that may duplicate an existing order."""
 
     def __init__(self, tracking_id: str, destinations: list[str]) -> None:
+        self.tracking_id = tracking_id
+        self.destinations = destinations
         super().__init__(
             f"{', '.join(destinations)}: {NEEDS_REVIEW}: an earlier attempt may have created the order "
-            f"and the provider cannot be searched by reference. Look for an order referencing "
-            f"{tracking_id} in the provider's admin; only if there is none, run again with --reviewed"
+            f"and nothing could confirm it, so it is not sent again. Look for an order referencing "
+            f"{tracking_id} at the provider, then record what you found: "
+            + REVIEW_COMMAND.format(tid=tracking_id, destination=destinations[0])
+            + " (--not-created also sends it)"
         )
 
 
@@ -203,14 +311,14 @@ def reopen(
     destination: str | None = None,
     *,
     note: str = REOPEN_NOTE,
-    reviewed: bool = False,
 ) -> list[str]:
     """Reopen the order's failed deliveries (or just `destination`); returns which were reopened.
 
     The dispatcher's rejection records (destination "-": unknown route, malformed body) are
     left as they are: they record a rejected attempt, not a delivery that a retry could finish.
-    A NEEDS_REVIEW delivery is only reopened when `reviewed`: once reopened, the dispatcher
-    would send the create again without being able to check for the earlier order.
+    A delivery parked for review is never reopened here (NeedsReviewError): once reopened, the
+    dispatcher could send the create again. `orderbridge review resolve` records what a person
+    found; resolved as not created, it is retryable and its event is simply redriven.
     """
     store = conn.outcome_store()
     targets = [
@@ -218,12 +326,13 @@ def reopen(
         for o in store.get(tracking_id)
         if o.destination != NO_DESTINATION and destination in (None, o.destination)
     ]
-    unreviewed = [o.destination for o in targets if o.status in _FAILED and o.error_code == NEEDS_REVIEW]
-    if unreviewed and not reviewed:
-        raise NeedsReviewError(tracking_id, unreviewed)
+    parked = [o.destination for o in targets if in_review(o)]
+    if parked:
+        raise NeedsReviewError(tracking_id, parked)
     reopened = []
     for outcome in targets:
-        reopened += store.reopen(tracking_id=tracking_id, destination=outcome.destination, note=note)
+        if outcome.status in _FAILED:
+            reopened += store.reopen(tracking_id=tracking_id, destination=outcome.destination, note=note)
     return reopened
 
 
@@ -241,13 +350,12 @@ def redrive_one(
     *,
     reopened: set[str],
     destination: str | None = None,
-    reviewed: bool = False,
 ) -> Result:
     """Reopen the order's failed deliveries, send the event to the order queue, delete it here."""
     notes = []
     if letter.readable and letter.tracking_id and letter.tracking_id not in reopened:
         try:
-            destinations = reopen(conn, letter.tracking_id, destination, reviewed=reviewed)
+            destinations = reopen(conn, letter.tracking_id, destination)
         except NeedsReviewError as exc:
             return Result(letter, "skipped", f"left on the dead-letter queue: {exc}")
         except (ClientError, BotoCoreError) as exc:
@@ -278,6 +386,31 @@ def redrive_one(
     return Result(letter, "redriven", "; ".join(notes), deleted=True)
 
 
+def redrive_order(
+    conn: Connection, tracking_id: str, *, destination: str | None = None, max_messages: int = DEFAULT_MAX
+) -> list[Result]:
+    """Redrive one order's dead-letter messages (reopening first); [] if none is on the queue."""
+    with Holder(conn.sqs, conn.dlq_url) as holder:
+        letters = scan(
+            conn.sqs,
+            conn.dlq_url,
+            visibility=holder.visibility,
+            max_messages=max_messages,
+            ids=conn.tracking_ids(),
+            holder=holder,
+        )
+        mine = [letter for letter in letters if letter.tracking_id == tracking_id]
+        holder.release(letter for letter in letters if letter.tracking_id != tracking_id)
+        results: list[Result] = []
+        reopened: set[str] = set()
+        for letter in mine:
+            result = redrive_one(conn, letter, reopened=reopened, destination=destination)
+            if result.deleted:
+                holder.drop(letter)
+            results.append(result)
+    return results
+
+
 # --- commands ------------------------------------------------------------------------------------
 
 
@@ -302,13 +435,18 @@ def cmd_list(conn: Connection, args: argparse.Namespace, console: Console) -> in
 
 
 def cmd_redrive(conn: Connection, args: argparse.Namespace, console: Console) -> int:
+    _refuse_reviewed(args)
     wanted = list(dict.fromkeys(args.id or []))
-    letters = scan(
-        conn.sqs, conn.dlq_url, visibility=REDRIVE_VISIBILITY, max_messages=args.max, ids=conn.tracking_ids()
-    )
-    held = {letter.message_id: letter for letter in letters}  # hidden by us until deleted or released
     results: list[Result] = []
-    try:
+    with Holder(conn.sqs, conn.dlq_url) as holder:  # hidden by us until deleted, released or we die
+        letters = scan(
+            conn.sqs,
+            conn.dlq_url,
+            visibility=holder.visibility,
+            max_messages=args.max,
+            ids=conn.tracking_ids(),
+            holder=holder,
+        )
         if wanted:
             chosen = [letter for letter in letters if letter.tracking_id in wanted]
         else:
@@ -319,7 +457,7 @@ def cmd_redrive(conn: Connection, args: argparse.Namespace, console: Console) ->
                 if not letter.readable
             ]
         chosen_ids = {letter.message_id for letter in chosen}
-        release(conn.sqs, conn.dlq_url, [held.pop(m) for m in list(held) if m not in chosen_ids])
+        holder.release(letter for letter in letters if letter.message_id not in chosen_ids)
         missing = [tid for tid in wanted if not any(c.tracking_id == tid for c in chosen)]
         for tid in missing:
             render.note(console, f"not on the dead-letter queue: {tid}", style="yellow")
@@ -338,17 +476,18 @@ def cmd_redrive(conn: Connection, args: argparse.Namespace, console: Console) ->
         with _progress(console) as progress:
             task = progress.add_task("redriving", total=len(chosen))
             for letter in chosen:
-                result = redrive_one(conn, letter, reopened=reopened, reviewed=args.reviewed)
+                result = redrive_one(conn, letter, reopened=reopened)
                 if result.deleted:
-                    held.pop(letter.message_id, None)
+                    holder.drop(letter)
                 results.append(result)
                 progress.advance(task)
-    finally:
-        release(conn.sqs, conn.dlq_url, held.values())
-    return _report(console, results, partial=bool(missing))
+    code = report(console, results, partial=bool(missing))
+    _point_to_review(console, results)
+    return code
 
 
 def cmd_retry(conn: Connection, args: argparse.Namespace, console: Console) -> int:
+    _refuse_reviewed(args)
     tid, destination = args.tracking_id, args.destination
     store = conn.outcome_store()
     outcomes = store.get(tid)
@@ -360,13 +499,7 @@ def cmd_retry(conn: Connection, args: argparse.Namespace, console: Console) -> i
         )
     if args.reopen_only:
         try:
-            reopened = reopen(
-                conn,
-                tid,
-                destination,
-                note="reopened to re-send the event (orderbridge CLI)",
-                reviewed=args.reviewed,
-            )
+            reopened = reopen(conn, tid, destination, note="reopened to re-send the event (orderbridge CLI)")
         except NeedsReviewError as exc:
             raise OpsError(str(exc), exit_code=NOT_FOUND) from exc
         if not reopened:
@@ -376,28 +509,12 @@ def cmd_retry(conn: Connection, args: argparse.Namespace, console: Console) -> i
             console, f"Reopened {', '.join(reopened)}. Now send the event to the order queue.", style="green"
         )
         return OK
-    letters = scan(
-        conn.sqs, conn.dlq_url, visibility=REDRIVE_VISIBILITY, max_messages=args.max, ids=conn.tracking_ids()
-    )
-    mine = [letter for letter in letters if letter.tracking_id == tid]
-    held = {letter.message_id: letter for letter in mine}
-    results: list[Result] = []
-    try:
-        release(conn.sqs, conn.dlq_url, [letter for letter in letters if letter.message_id not in held])
-        if not mine:
-            _explain_not_on_dlq(console, tid, outcomes)
-            return NOT_FOUND
-        reopened: set[str] = set()
-        for letter in mine:
-            result = redrive_one(
-                conn, letter, reopened=reopened, destination=destination, reviewed=args.reviewed
-            )
-            if result.deleted:
-                held.pop(letter.message_id, None)
-            results.append(result)
-    finally:
-        release(conn.sqs, conn.dlq_url, held.values())
-    code = _report(console, results, partial=False)
+    results = redrive_order(conn, tid, destination=destination, max_messages=args.max)
+    if not results:
+        _explain_not_on_dlq(console, tid, outcomes)
+        return NOT_FOUND
+    code = report(console, results, partial=False)
+    _point_to_review(console, results)
     render.note(console, f"Follow it with: orderbridge outcomes show {tid}")
     return code
 
@@ -415,11 +532,33 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def _refuse_reviewed(args: argparse.Namespace) -> None:
+    """`--reviewed` used to send a NEEDS_REVIEW delivery again on the operator's word alone."""
+    if getattr(args, "reviewed", False):
+        raise OpsError(
+            "--reviewed is no longer accepted: a delivery parked for review is sent again only once "
+            "someone has recorded that the provider has no order for it",
+            exit_code=USAGE,
+            hint="orderbridge review list; then orderbridge review resolve TRACKING_ID --not-created "
+            "--by NAME --reason TEXT (it redrives the event itself)",
+        )
+
+
+def _point_to_review(console: Console, results: list[Result]) -> None:
+    if any("review resolve" in r.note for r in results if r.result == "skipped"):
+        render.note(
+            console,
+            "Skipped deliveries are parked for review: check the provider (orderbridge review list "
+            "says where), then orderbridge review resolve.",
+            style="yellow",
+        )
+
+
 def _rows(results: Iterable[Result]) -> list[tuple[str, str | None, str, str]]:
     return [(r.letter.message_id, r.letter.tracking_id, r.result, r.note) for r in results]
 
 
-def _report(console: Console, results: list[Result], *, partial: bool) -> int:
+def report(console: Console, results: list[Result], *, partial: bool) -> int:
     counts = {"redriven": 0, "skipped": 0, "errors": 0}
     for r in results:
         counts["errors" if r.result == "error" else r.result] += 1
@@ -442,6 +581,15 @@ def _explain_not_on_dlq(console: Console, tid: str, outcomes: list[Outcome]) -> 
         return
     console.print(render.outcomes_table(outcomes))
     statuses = {o.status for o in outcomes}
+    parked = [o.destination for o in outcomes if in_review(o)]
+    if parked:
+        render.note(
+            console,
+            f"{', '.join(parked)}: parked for review (the provider may have the order). Check the "
+            "provider, then: " + REVIEW_COMMAND.format(tid=tid, destination=parked[0]),
+            style="yellow",
+        )
+        return
     if statuses == {OutcomeStatus.SUCCEEDED}:
         render.note(console, "Every destination SUCCEEDED: nothing to retry.")
     elif statuses & set(_IN_PROGRESS):

@@ -21,10 +21,11 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from rich.console import Console
 from rich.text import Text
 
-from orderbridge.models.outcome import Outcome, OutcomeStatus
+from orderbridge.models.outcome import OrderState, Outcome, OutcomeStatus, order_state
 from orderbridge.outcomes.store import BY_STATUS_INDEX
 from orderbridge_ops import render
 from orderbridge_ops.connect import Connection
+from orderbridge_ops.dlq import NO_DESTINATION, in_doubt
 from orderbridge_ops.errors import NOT_FOUND, OK, USAGE, OpsError
 
 ALL_STATUSES = tuple(OutcomeStatus)
@@ -179,17 +180,39 @@ def cmd_show(conn: Connection, args: argparse.Namespace, console: Console) -> in
             hint="tracking ids look like ob_<32 hex>; find one by the source's order id with "
             "`orderbridge outcomes list --source SRC --external-id ID`",
         )
+    deliveries = [o for o in outcomes if o.destination != NO_DESTINATION]
+    state = order_state(deliveries or outcomes)
     console.print(
         Text.assemble(
-            ("tracking id ", "bold"), (args.tracking_id, "bold cyan"), f"  ({len(outcomes)} destination(s))"
+            ("tracking id ", "bold"),
+            (args.tracking_id, "bold cyan"),
+            f"  ({len(outcomes)} destination(s); the storefront sees ",
+            (state.value, "bold"),
+            ")",
         )
     )
     for outcome in outcomes:
         console.print(render.outcome_detail(outcome))
-    if any(o.status in (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED) for o in outcomes):
+    doubtful = [o.destination for o in outcomes if in_doubt(o)]
+    failed = [
+        o.destination
+        for o in outcomes
+        if o.status in (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED) and not in_doubt(o)
+    ]
+    if doubtful:
         render.note(
             console,
-            f"Failed. Fix the cause (see error code), then: orderbridge retry {args.tracking_id}",
+            f"In doubt ({', '.join(doubtful)}): the provider may have the order"
+            + (" (the storefront shows CHECKING)" if state is OrderState.CHECKING else "")
+            + ". `orderbridge review list` says where to look; then record what you found with "
+            f"`orderbridge review resolve {args.tracking_id} ...`.",
+            style="yellow",
+        )
+    if failed:
+        render.note(
+            console,
+            f"Failed ({', '.join(failed)}). Fix the cause (see error code), then: "
+            f"orderbridge retry {args.tracking_id}",
             style="yellow",
         )
     return OK

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,9 @@ _STATUS_STYLES = {
     OutcomeStatus.FAILED_RETRYABLE: "yellow",
     OutcomeStatus.FAILED_PERMANENT: "bold red",
     OutcomeStatus.DEAD_LETTERED: "bold magenta",
+    OutcomeStatus.NEEDS_REVIEW: "bold yellow",
 }
+_OPTIONAL_FIELDS = frozenset({"provider reference", "redirect url", "unknown result", "unknown since"})
 _WIDTH_WHEN_PIPED = 160  # tracking ids are 35 characters; 80 columns would wrap them
 
 
@@ -109,11 +111,12 @@ def outcome_detail(outcome: Outcome) -> Group:
         ("error code", outcome.error_code),
         ("error message", outcome.error_message),
         ("unknown result", "yes: the provider may have the order" if outcome.unknown_result else None),
+        ("unknown since", outcome.unknown_since),
         ("created", outcome.created_at),
         ("updated", outcome.updated_at),
     ]
     for name, value in rows:
-        if value is None and name in {"provider reference", "redirect url", "unknown result"}:
+        if value is None and name in _OPTIONAL_FIELDS:
             continue
         fields.add_row(name, value if isinstance(value, Text) else cell(value))
     title = Text.assemble(("destination ", "bold"), (outcome.destination, "bold cyan"))
@@ -127,6 +130,7 @@ def history_table(outcome: Outcome) -> Table:
     table.add_column("attempt", justify="right")
     table.add_column("http", justify="right")
     table.add_column("code")
+    table.add_column("by")  # the operator, for entries a person recorded (review resolve)
     table.add_column("note")
     for entry in outcome.history:
         table.add_row(
@@ -135,7 +139,56 @@ def history_table(outcome: Outcome) -> Table:
             cell(entry.attempt),
             cell(entry.http_status),
             cell(entry.error_code),
+            cell(entry.by),
             cell(entry.note),
+        )
+    return table
+
+
+def review_table(outcomes: Iterable[Outcome], *, next_step: Callable[[Outcome], str]) -> Table:
+    """Deliveries in doubt: where, since when, and what to do next."""
+    table = Table(box=box.SIMPLE_HEAVY, title="deliveries in doubt", title_justify="left")
+    table.add_column("tracking id", no_wrap=True)
+    table.add_column("destination", no_wrap=True)
+    table.add_column("provider", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("code")
+    table.add_column("attempts", justify="right")
+    table.add_column("in doubt since", no_wrap=True)
+    table.add_column("next step")
+    for o in outcomes:
+        table.add_row(
+            cell(o.tracking_id),
+            cell(o.destination),
+            cell(o.provider),
+            status_text(o.status),
+            cell(o.error_code),
+            cell(o.attempts),
+            cell(o.unknown_since or o.updated_at),
+            cell(next_step(o)),
+        )
+    return table
+
+
+def stalled_table(rows: Iterable[tuple[Outcome, str]], *, title: str) -> Table:
+    """(record as it was, the code it gets) per stalled delivery."""
+    table = Table(box=box.SIMPLE_HEAVY, title=title, title_justify="left")
+    table.add_column("tracking id", no_wrap=True)
+    table.add_column("destination", no_wrap=True)
+    table.add_column("was", no_wrap=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("attempts", justify="right")
+    table.add_column("last change", no_wrap=True)
+    table.add_column("lease until", no_wrap=True)
+    for o, code in rows:
+        table.add_row(
+            cell(o.tracking_id),
+            cell(o.destination),
+            status_text(o.status),
+            cell(code),
+            cell(o.attempts),
+            cell(o.updated_at),
+            cell(o.lease_until),
         )
     return table
 
