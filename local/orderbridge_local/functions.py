@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         handler_factory=dispatcher_handler,
         function_name="DispatcherFunction",
         workers=int(state.get("workers", 1)),
+        wait_seconds=0,  # short polls: a killed process leaves no long poll behind to take a message
+        idle_sleep=0.1,
     ).start()
 
     stop = threading.Event()

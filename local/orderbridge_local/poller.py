@@ -56,6 +56,8 @@ class QueuePoller:
         batch_size: int = 10,
         workers: int = 1,
         timeout_seconds: float = 60.0,
+        wait_seconds: int = 1,
+        idle_sleep: float = 0.05,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -64,6 +66,12 @@ class QueuePoller:
         self.function_name = function_name
         self.batch_size = batch_size
         self.timeout_seconds = timeout_seconds
+        # Long polling (`wait_seconds` > 0) is cheaper; a process killed during a long poll leaves
+        # moto to hand the next message to the dead poller (hidden for the visibility timeout, one
+        # receive counted), which Lambda's event source mapping, living apart from the function,
+        # never does. The functions process (orderbridge_local.functions) therefore polls short.
+        self.wait_seconds = wait_seconds
+        self.idle_sleep = idle_sleep
         self.invocations = 0
         self.records_seen = 0
         self._stop = threading.Event()
@@ -124,8 +132,8 @@ class QueuePoller:
         handler = self.handler if index == 0 else self.new_handler()
         while not self._stop.is_set():
             try:
-                if self.poll_once(wait_seconds=1, handler=handler) == 0:
-                    time.sleep(0.05)
+                if self.poll_once(wait_seconds=self.wait_seconds, handler=handler) == 0:
+                    time.sleep(self.idle_sleep)
             except Exception:
                 logger.exception("poller error")
                 time.sleep(0.5)

@@ -1,0 +1,276 @@
+"""Crash tests of the local run: the functions' process is SIGKILLed at chosen points and restarted.
+
+moto's server and the provider sandboxes run in processes of their own (tests/crashlib.py), so
+AWS's and the providers' state outlive the functions, as they do when Lambda kills a function.
+The first tests check the kill point machinery itself (no processes); the rest kill for real.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import types
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from orderbridge.intake.signatures import sign_shopify
+from orderbridge.models.outcome import OutcomeStatus
+from orderbridge_local.killpoints import KillPoints, parse
+from tests.crashlib import CrashableRun
+
+FORM = "/forms/fk_demo0001"
+SHOPIFY_SECRET = "shpss_local_demo_secret"  # config/local-secrets.json
+SIGKILLED = -9
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def form_body() -> bytes:
+    return json.dumps(
+        {
+            "submission_id": _uid(),
+            "email": "ada@example.com",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "address": {"address1": "12 Analytical Row", "city": "London", "zip": "N1 9GU", "country": "GB"},
+            "items": [{"sku": "TEE-BLUE-M", "quantity": 2}],
+        }
+    ).encode()
+
+
+def shopify_webhook(order_id: int) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "id": order_id,
+            "email": "linus@example.com",
+            "currency": "EUR",
+            "billing_address": {
+                "first_name": "Linus",
+                "last_name": "T",
+                "address1": "Kaivokatu 1",
+                "city": "Helsinki",
+                "zip": "00100",
+                "country_code": "FI",
+            },
+            "line_items": [{"sku": "TEE-BLUE-L", "title": "Tee", "quantity": 1, "price": "25.00"}],
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": sign_shopify(body, SHOPIFY_SECRET),
+    }
+    return body, headers
+
+
+def queue_event() -> tuple[str, str]:
+    """A canonical order event as another system puts it on the queue; (body, external order id)."""
+    ext = f"ERP-{_uid()}"
+    order = {
+        "external_order_id": ext,
+        "buyer": {"email": "alan@example.com"},
+        "billing_address": {
+            "first_name": "Alan",
+            "last_name": "Turing",
+            "address1": "Bletchley Park",
+            "city": "Milton Keynes",
+            "zip": "MK3 6EB",
+            "country": "GB",
+        },
+        "lines": [{"sku": "MUG-001", "quantity": 1}],
+    }
+    return json.dumps({"source": "erp", "route": "default", "order": order}), ext
+
+
+# --- the kill point machinery, in this process -----------------------------------------------------
+
+
+class Reached(Exception):
+    """Stands in for SIGKILL in the in-process tests."""
+
+
+def _recording() -> tuple[list[str], Any]:
+    fired: list[str] = []
+
+    def kill(entry: str) -> None:
+        fired.append(entry)
+        raise Reached(entry)
+
+    return fired, kill
+
+
+def test_kill_point_syntax():
+    [a, b, c, d] = parse(
+        " after-call.sqs.SendMessage#2, refuse(ThrottlingException):before-call.dynamodb.PutItem#*,"
+        "provider-answered.bigcommerce.POST,mid-batch.1"
+    )
+    assert (a.action, a.point, a.nth) == ("kill", "after-call.sqs.SendMessage", 2)
+    assert (b.action, b.code, b.point, b.nth) == (
+        "refuse",
+        "ThrottlingException",
+        "before-call.dynamodb.PutItem",
+        None,
+    )
+    assert (c.point, c.nth) == ("provider-answered.bigcommerce.POST", 1)
+    assert (d.point, d.is_botocore) == ("mid-batch.1", False)
+    assert parse(None) == [] and parse("") == []
+    for bad in (
+        "nowhere",
+        "refuse:mid-batch",
+        "kill(X):rate-limit-wait",
+        "after-call.sqs.SendMessage#0",
+        "a b",
+    ):
+        with pytest.raises(ValueError):
+            parse(bad)
+
+
+def test_local_points_fire_on_the_nth_hit_and_match_below_their_name():
+    fired, kill = _recording()
+    points = KillPoints(parse("provider-answered#2,mid-batch.2"), kill=kill)
+    points.reach("provider-answered.bigcommerce.GET")  # 1st hit of provider-answered: no
+    points.reach("mid-batch.1")  # not mid-batch.2
+    points.reach("batch-done")
+    with pytest.raises(Reached):
+        points.reach("provider-answered.bigcommerce.POST")
+    with pytest.raises(Reached):
+        points.reach("mid-batch.2")
+    points.reach("provider-answered.bigcommerce.POST")  # fired once: never again
+    assert fired == ["provider-answered#2", "mid-batch.2"]
+
+
+def test_rate_limit_wait_patches_only_the_given_module():
+    fired, kill = _recording()
+    module = types.SimpleNamespace(time=time)
+    KillPoints(parse("rate-limit-wait"), kill=kill).install_rate_limit_wait(module)  # type: ignore[arg-type]
+    module.time.sleep(0)  # no wait: not a rate-limit wait
+    assert module.time.monotonic() > 0  # everything else is the real module
+    assert time.sleep is not module.time.sleep
+    with pytest.raises(Reached):
+        module.time.sleep(0.01)
+    assert fired == ["rate-limit-wait"]
+
+
+def test_botocore_points_kill_or_refuse_before_the_request_goes_out():
+    fired, kill = _recording()
+    session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
+    made = {
+        s: session.client(s, endpoint_url="http://127.0.0.1:9")
+        for s in ("sqs", "dynamodb", "s3", "secretsmanager")
+    }  # type: ignore[call-overload]
+    points = KillPoints(parse("refuse:before-call.dynamodb.PutItem,before-call.sqs.SendMessage"), kill=kill)
+    points.install_botocore(made.__getitem__)
+    with pytest.raises(ClientError) as refused:
+        made["dynamodb"].put_item(TableName="t", Item={"pk": {"S": "1"}})
+    assert refused.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    with pytest.raises(Reached):
+        made["sqs"].send_message(QueueUrl="http://127.0.0.1:9/1/q", MessageBody="x")
+    assert fired == ["before-call.sqs.SendMessage"]
+
+
+# --- real kills ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crash_run() -> Iterator[CrashableRun]:
+    with CrashableRun() as run:
+        yield run
+
+
+@pytest.fixture
+def run(crash_run: CrashableRun) -> Iterator[CrashableRun]:
+    """The shared moto + sandboxes; no functions process survives a test, and the queue is left empty."""
+    crash_run.kill()
+    yield crash_run
+    crash_run.kill()
+    crash_run.clear_queue()
+
+
+def test_killed_after_the_intake_queued_an_order_the_order_is_still_delivered(run):
+    # state from before the crash: one form order, delivered
+    run.start_functions()
+    first = run.post(FORM, form_body(), {"Content-Type": "application/json"})
+    assert first.status_code == 202, first.text
+    before = first.json()["tracking_id"]
+    assert [o.status for o in run.wait_final(before)] == [OutcomeStatus.SUCCEEDED]
+
+    # a Shopify webhook: the functions die right after the intake put it on the queue
+    run.restart(kill_at="after-call.sqs.SendMessage#1")
+    shopify_id = int(time.time() * 1000)
+    body, headers = shopify_webhook(shopify_id)
+    with pytest.raises(requests.ConnectionError):
+        run.post("/webhooks/shopify-demo", body, headers)
+    assert run.wait_dead() == SIGKILLED
+    assert "kill point after-call.sqs.SendMessage#1 reached: SIGKILL" in run.log()
+    assert sum(run.queue_counts().values()) >= 1, "the queued event went down with the function"
+    # moto and the sandboxes outlived the functions, with their state
+    assert [o.status for o in run.outcomes(before)] == [OutcomeStatus.SUCCEEDED]
+    assert len(run.orders_with_reference(before)) == 1
+
+    run.restart()  # a fresh environment: the queued event is delivered
+    found = run.wait_for(
+        lambda: [o for o in run.outcomes_by_source_ref("shopify-demo", str(shopify_id)) if o.status.is_final],
+        timeout=30,
+        what="the webhook's order delivered",
+    )
+    assert [o.status for o in found] == [OutcomeStatus.SUCCEEDED]
+    assert len(run.orders_with_reference(found[0].tracking_id)) == 1
+    run.wait_drained()
+
+
+def test_killed_after_the_provider_answered_the_order_is_reconciled_not_sent_again(run):
+    body, ext = queue_event()
+    run.send(body)
+    run.start_functions(kill_at="provider-answered.bigcommerce.POST")
+    assert run.wait_dead() == SIGKILLED
+    assert "kill point provider-answered.bigcommerce.POST reached" in run.log()
+    [claimed] = run.outcomes_by_source_ref("erp", ext)
+    assert not claimed.status.is_final  # killed before the outcome was written
+    tracking_id = claimed.tracking_id
+    assert len(run.orders_with_reference(tracking_id)) == 1  # ... but the provider has the order
+
+    run.restart()
+    [outcome] = run.wait_final(tracking_id, timeout=40)  # once the lease and the visibility timeout pass
+    assert outcome.status is OutcomeStatus.SUCCEEDED
+    [created] = run.orders_with_reference(tracking_id)
+    assert str(created["order"]["id"]) == outcome.provider_order_id
+    run.wait_drained()
+
+
+def test_killed_mid_batch_the_finished_record_is_not_sent_again(run):
+    events = [queue_event() for _ in range(2)]
+    for body, _ in events:
+        run.send(body)
+    run.start_functions(kill_at="mid-batch.1")
+    assert run.wait_dead() == SIGKILLED
+    assert "kill point mid-batch.1 reached" in run.log()
+
+    run.restart()
+    for _, ext in events:
+        found = run.wait_for(
+            lambda ext=ext: [o for o in run.outcomes_by_source_ref("erp", ext) if o.status.is_final],
+            timeout=30,
+            what=f"order {ext} delivered",
+        )
+        assert [o.status for o in found] == [OutcomeStatus.SUCCEEDED]
+        assert len(run.orders_with_reference(found[0].tracking_id)) == 1
+    run.wait_drained()
+
+
+def test_refused_aws_call_fails_the_request_without_killing(run):
+    run.start_functions(kill_at="refuse:before-call.sqs.SendMessage#1")
+    refused = run.post(FORM, form_body(), {"Content-Type": "application/json"})
+    assert refused.status_code >= 500, refused.text
+    assert run.alive
+    assert "kill point refuse:before-call.sqs.SendMessage#1 reached: refusing SendMessage" in run.log()
+    again = run.post(FORM, form_body(), {"Content-Type": "application/json"})
+    assert again.status_code == 202, again.text
+    assert [o.status for o in run.wait_final(again.json()["tracking_id"])] == [OutcomeStatus.SUCCEEDED]
