@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from orderbridge import __version__
 from orderbridge.models.order import MAX_LINES, MAX_QUANTITY, CanonicalOrder, Email
-from orderbridge.models.outcome import OutcomeStatus
+from orderbridge.models.outcome import OrderState, OutcomeStatus
 
 OPENAPI_PATH = "/openapi.json"
 REF = "#/components/schemas/{model}"
@@ -80,7 +80,11 @@ class DestinationStatus(BaseModel):
 
 class StatusBody(BaseModel):
     tracking_id: str
-    status: Literal["PENDING", "SUCCEEDED", "FAILED"]
+    status: OrderState = Field(
+        description="PENDING: on its way. SUCCEEDED: created at every destination. CHECKING: it may "
+        "already exist and is being confirmed (with the provider, or by a person): do not order "
+        "again. FAILED: not created, and will not be without a fix."
+    )
     destinations: list[DestinationStatus]
 
 
@@ -184,12 +188,14 @@ ERRORS = {
     401: "Webhook signature missing, invalid or expired.",
     403: "The form does not accept posts from that origin (`ORIGIN_NOT_ALLOWED`).",
     404: "Unknown form key, webhook source or tracking id.",
-    409: "The same order is being accepted right now (`DUPLICATE_IN_PROGRESS`); retry.",
+    409: "This order was already received with different content (`ORDER_CONFLICT`; `fields` names "
+    "what differs); the first copy stands.",
     413: "Body over the size cap (`BODY_TOO_LARGE`).",
     415: "Unsupported content type (`UNSUPPORTED_MEDIA_TYPE`).",
     422: "Field errors (`VALIDATION_FAILED`), event type, honeypot.",
     429: "Too many posts (`RATE_LIMITED`); see `Retry-After`.",
-    503: "Configuration or secrets unreachable (`SERVICE_UNAVAILABLE`); retry.",
+    503: "Configuration, secrets, the queue or the outcome table unreachable (`SERVICE_UNAVAILABLE`); "
+    "retrying is safe: the same order gets the same tracking id.",
 }
 
 
@@ -497,7 +503,6 @@ def main(argv: list[str] | None = None) -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
         constants.CONFIG_BUCKET_ENV: "placeholder",
         constants.OUTCOME_TABLE_ENV: "placeholder",
-        constants.IDEMPOTENCY_TABLE_ENV: "placeholder",
         constants.ORDER_QUEUE_URL_ENV: "https://sqs.us-east-1.amazonaws.com/123456789012/placeholder",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "placeholder",

@@ -329,6 +329,8 @@ def render_confirmation(
     text = {
         "SUCCEEDED": "Your order has been created.",
         "FAILED": "We could not place your order. Please contact the shop and quote the reference below.",
+        "CHECKING": "We are confirming your order with the shop. Please do not order again: "
+        "you will hear from the shop.",
     }.get(overall, "We have your order and are placing it now. This page updates by itself.")
     pay = f'<p><a class="ob-pay" href="{escape(redirect)}">Continue to payment</a></p>' if redirect else ""
     tid = escape(tracking_id)
@@ -340,7 +342,7 @@ def render_confirmation(
     )
     head = (
         f'\n<noscript><meta http-equiv="refresh" content="{poll_seconds}"></noscript>'
-        if overall == "PENDING"
+        if overall in ("PENDING", "CHECKING")  # CHECKING may still turn out created
         else ""
     )
     title = {"SUCCEEDED": "Order created", "FAILED": "Order not placed"}.get(overall, "Order received")

@@ -12,7 +12,6 @@
   var POLL_FIRST_MS = 1000;
   var POLL_MAX_MS = 5000;
   var POLL_GIVE_UP_MS = 10 * 60 * 1000;
-  var BUSY_RETRIES = 5; // 409 DUPLICATE_IN_PROGRESS: the same submission is being accepted right now
   var TEXT = {
     required: "This field is required.",
     email: "Enter a valid email address.",
@@ -25,6 +24,8 @@
     redirecting: "Taking you to payment\u2026",
     pending: "We have your order and are placing it now. This page updates by itself.",
     created: "Your order has been created.",
+    checking:
+      "We are confirming your order with the shop. Please do not order again: you will hear from the shop.",
     orderFailed: "We could not place your order. Please contact the shop and quote the reference below.",
     slow: "This is taking longer than usual. Keep your order reference; the shop will confirm by email.",
   };
@@ -188,7 +189,7 @@
     if (status) status.textContent = text || "";
   }
 
-  function post(form, attempt) {
+  function post(form) {
     var body = new URLSearchParams(new FormData(form));
     return window
       .fetch(form.action, {
@@ -203,14 +204,6 @@
           function (data) { return { status: response.status, data: data }; },
           function () { return { status: response.status, data: {} }; }
         );
-      })
-      .then(function (answer) {
-        if (answer.status === 409 && attempt < BUSY_RETRIES) {
-          return new Promise(function (resolve) { window.setTimeout(resolve, 500 * (attempt + 1)); }).then(
-            function () { return post(form, attempt + 1); }
-          );
-        }
-        return answer;
       });
   }
 
@@ -224,7 +217,7 @@
       return;
     }
     setBusy(form, true, TEXT.submitting);
-    post(form, 0)
+    post(form)
       .then(function (answer) {
         var data = answer.data || {};
         if (answer.status >= 200 && answer.status < 300 && data.tracking_id) {
@@ -314,6 +307,9 @@
             show("SUCCEEDED", TEXT.created);
           } else if (data.status === "FAILED") {
             show("FAILED", TEXT.orderFailed);
+          } else if (data.status === "CHECKING") {
+            show("CHECKING", TEXT.checking); // it may still turn out created: keep looking
+            again();
           } else {
             again();
           }
