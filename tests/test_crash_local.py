@@ -274,3 +274,23 @@ def test_refused_aws_call_fails_the_request_without_killing(run):
     again = run.post(FORM, form_body(), {"Content-Type": "application/json"})
     assert again.status_code == 202, again.text
     assert [o.status for o in run.wait_final(again.json()["tracking_id"])] == [OutcomeStatus.SUCCEEDED]
+
+
+def test_mid_batch_wrapper_keeps_the_record_handlers_signature():
+    import inspect
+
+    fired, kill = _recording()
+
+    def record_handler(record: Any, lambda_context: Any = None) -> Any:
+        return lambda_context
+
+    def lambda_handler(event: dict[str, Any], context: Any) -> list[Any]:
+        return [function.record_handler(record=r, lambda_context=context) for r in event["Records"]]
+
+    function = types.SimpleNamespace(record_handler=record_handler, lambda_handler=lambda_handler)
+    handler = KillPoints(parse("batch-done"), kill=kill).instrument_dispatcher(function)  # type: ignore[arg-type]
+    # Powertools passes lambda_context only to a record handler whose signature names it
+    assert "lambda_context" in inspect.signature(function.record_handler).parameters
+    with pytest.raises(Reached):
+        handler({"Records": [1, 2]}, "ctx")
+    assert fired == ["batch-done"]

@@ -44,6 +44,7 @@ stderr (`refuse`: `... refusing <operation>`).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -253,9 +254,11 @@ class KillPoints:
         batch = threading.local()
         points = self
 
-        def counted_record_handler(record: Any) -> Any:
+        # the same signature: Powertools passes `lambda_context` only to handlers that take it
+        @functools.wraps(record_handler)
+        def counted_record_handler(*args: Any, **kwargs: Any) -> Any:
             try:
-                return record_handler(record)
+                return record_handler(*args, **kwargs)
             finally:
                 batch.done = getattr(batch, "done", 0) + 1
                 if batch.done < getattr(batch, "size", 0):
