@@ -729,6 +729,153 @@ def test_same_submission_with_other_content_is_a_conflict(harness, request):
     )
 
 
+# --- 9. real process kills: the functions' process SIGKILLed where it hurts ------------------------
+
+
+@pytest.fixture(scope="module")
+def crash_run() -> Iterator[Any]:
+    from tests.crashlib import CrashableRun
+
+    with CrashableRun() as run:
+        yield run
+
+
+@pytest.fixture
+def run(crash_run: Any) -> Iterator[Any]:
+    """Shared moto + sandboxes in their own processes; no functions process outlives a test."""
+    crash_run.kill()
+    yield crash_run
+    crash_run.kill()
+    crash_run.clear_queue()
+    crash_run.upload_config()
+
+
+SIGKILLED = -9
+
+
+def form_post(submission_id: str) -> bytes:
+    return json.dumps(
+        {
+            "submission_id": submission_id,
+            "email": "ada@example.com",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "address": {"address1": "1 Main St", "city": "Austin", "zip": "78701", "country": "US"},
+            "items": [{"sku": "MUG-001", "quantity": 1}],
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize("way_in", ["webhook", "form"])
+def test_intake_killed_after_it_queued_the_order_then_the_sender_retries(run, request, way_in):
+    if way_in == "webhook":
+        body, path = shopify_order(new_shop_order_id()), SHOPIFY_HOOK
+        headers = lambda: shopify_headers(body)  # noqa: E731 - each delivery attempt signs anew
+    else:
+        body, path = form_post(uuid.uuid4().hex), FORM
+        headers = lambda: {"Content-Type": "application/json"}  # noqa: E731
+    run.start_functions(kill_at="after-call.sqs.SendMessage#1")
+    with pytest.raises(requests_errors()):
+        run.post(path, body, headers())
+    assert run.wait_dead() == SIGKILLED
+    run.restart()  # Lambda's fresh environment; the sender retries the same order
+    again = run.post(path, body, headers())
+    assert again.status_code == 202, again.text
+    tracking_id = again.json()["tracking_id"]
+    [outcome] = run.wait_final(tracking_id, timeout=40)
+    run.wait_drained(timeout=40)
+    orders = run.orders_with_reference(tracking_id)
+    assert outcome.status is OutcomeStatus.SUCCEEDED and len(orders) == 1
+    observe(
+        request,
+        f"{way_in}: intake SIGKILLed right after it queued the order; the sender retries",
+        "same tracking id: 1 order, SUCCEEDED",
+        f"retry: 202, duplicate={again.json()['duplicate']}; {len(orders)} order, {outcome.status.value}",
+    )
+
+
+def requests_errors() -> type[Exception]:
+    import requests
+
+    return requests.ConnectionError
+
+
+def test_dispatcher_killed_after_the_provider_answered(run, request):
+    body, tracking_id = crash_event(run)
+    run.send(body)
+    run.start_functions(kill_at="provider-answered.bigcommerce.POST")
+    assert run.wait_dead() == SIGKILLED
+    assert len(run.orders_with_reference(tracking_id)) == 1  # the provider has it; no outcome says so
+    run.restart()
+    [outcome] = run.wait_final(tracking_id, timeout=40)
+    orders = run.orders_with_reference(tracking_id)
+    assert outcome.status is OutcomeStatus.SUCCEEDED and len(orders) == 1
+    assert str(orders[0]["order"]["id"]) == outcome.provider_order_id
+    observe(
+        request,
+        "dispatcher SIGKILLed after the provider answered, before the outcome was written",
+        "lease runs out, the lookup finds it: 1 order, SUCCEEDED",
+        f"{len(orders)} order, {outcome.status.value}, {outcome.attempts} attempt(s)",
+    )
+
+
+def test_dispatcher_killed_while_waiting_for_a_rate_limit_slot(run, request):
+    """Komerza has no lookup: an order claimed and then abandoned would go to a person. The claim
+    comes after the wait, so a worker killed while waiting leaves an order that was never claimed."""
+    config = json.loads(DOC.parents[1].joinpath("config", "local.json").read_text())
+    config["destinations"]["komerza-demo"]["rate_limit"] = {"requests": 1, "per_seconds": 2, "burst": 1}
+    run.upload_config(config)
+    sent = [crash_event(run, route="komerza") for _ in range(2)]
+    for body, _ in sent:
+        run.send(body)
+    run.start_functions(kill_at="rate-limit-wait")
+    assert run.wait_dead(timeout=30) == SIGKILLED
+    run.restart()
+    finals = [run.wait_final(tracking_id, timeout=40)[0] for _, tracking_id in sent]
+    counts = [
+        sum(tracking_id in json.dumps(o) for o in run.sandbox_orders("komerza")) for _, tracking_id in sent
+    ]
+    assert [o.status for o in finals] == [OutcomeStatus.SUCCEEDED] * 2 and counts == [1, 1]
+    observe(
+        request,
+        "dispatcher SIGKILLed while waiting for a Komerza rate-limit slot",
+        "nothing claimed during the wait: sent after the restart, not parked for review: 1 order each",
+        f"orders {counts}, {[o.status.value for o in finals]}",
+    )
+
+
+def test_dispatcher_killed_mid_batch(run, request):
+    sent = [crash_event(run) for _ in range(3)]
+    for body, _ in sent:
+        run.send(body)
+    run.start_functions(kill_at="mid-batch.1")
+    assert run.wait_dead() == SIGKILLED
+    run.restart()
+    finals = [run.wait_final(tracking_id, timeout=40)[0] for _, tracking_id in sent]
+    counts = [len(run.orders_with_reference(tracking_id)) for _, tracking_id in sent]
+    assert [o.status for o in finals] == [OutcomeStatus.SUCCEEDED] * 3 and counts == [1, 1, 1]
+    observe(
+        request,
+        "dispatcher SIGKILLed after the first record of a batch of 3",
+        "the finished record is not sent again: 1 order each, SUCCEEDED",
+        f"orders {counts}, {[o.status.value for o in finals]}",
+    )
+
+
+def crash_event(run: Any, route: str = "default") -> tuple[str, str]:
+    """A queue event and the tracking id the crash run's functions derive for it."""
+    from orderbridge.constants import TRACKING_ID_KEY_SECRET_DEFAULT
+    from orderbridge.credentials import CredentialStore
+    from orderbridge.identity import OrderIdentity, TrackingIds
+
+    body, _ = event(route)
+    ext = json.loads(body)["order"]["external_order_id"]
+    ids = TrackingIds.from_secret(
+        CredentialStore(secretsmanager_client=run.client("secretsmanager")), TRACKING_ID_KEY_SECRET_DEFAULT
+    )
+    return body, ids.tracking_id(OrderIdentity.of(shop="erp", source="erp", external_order_id=ext))
+
+
 # --- the report ----------------------------------------------------------------------------------------
 
 
