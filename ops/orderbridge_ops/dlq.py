@@ -362,7 +362,7 @@ def redrive_one(
             return Result(letter, "error", f"could not reopen, left on the dead-letter queue: {exc}")
         reopened.add(letter.tracking_id)
         notes.append(
-            f"reopened {', '.join(destinations)}" if destinations else "no failed delivery to reopen"
+            f"reopened {', '.join(destinations)}" if destinations else "sent; nothing needed reopening"
         )
     elif not letter.readable:
         notes.append("body is not a valid order event: the dispatcher will reject it again")
