@@ -739,7 +739,12 @@ def test_template_schedules_the_importer_with_least_privilege():
     translated = translator.translate(document, parameter_values={}, get_managed_policy_map=lambda: {})[
         "Resources"
     ]
-    [(_, scheduled)] = [(k, v) for k, v in translated.items() if v["Type"] == "AWS::Scheduler::Schedule"]
+    [(_, scheduled)] = [
+        (k, v)
+        for k, v in translated.items()
+        if v["Type"] == "AWS::Scheduler::Schedule"
+        and v["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["ImporterFunction", "Arn"]}
+    ]
     properties = scheduled["Properties"]
     assert properties["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert properties["ScheduleExpression"] == {"Ref": "ImportScheduleExpression"}

@@ -141,7 +141,7 @@ def translated(template: dict[str, Any]) -> dict[str, Any]:
 
 def test_sam_translates_the_functions(translated: dict[str, Any]) -> None:
     functions = resources_of(translated, "AWS::Lambda::Function")
-    assert set(functions) == {"IntakeFunction", "DispatcherFunction", "ImporterFunction"}
+    assert set(functions) == {"IntakeFunction", "DispatcherFunction", "ImporterFunction", "SweeperFunction"}
     for function in functions.values():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13"

@@ -116,13 +116,14 @@ def run_api_sample(system: LocalSystem, name: str, sample: dict[str, Any], timeo
 
 
 def run_sqs_sample(system: LocalSystem, name: str, sample: dict[str, Any], timeout: float) -> list[Row]:
-    from orderbridge import clients
+    from orderbridge import clients, wiring
 
     expect = sample[DEMO_KEY]["expect"]
+    ids = wiring.tracking_ids(wiring.credential_store())
     rows = []
     for record in sample["Records"]:
         event = OrderEvent.model_validate_json(record["body"])
-        tracking_id = event.resolved_tracking_id()
+        tracking_id = event.resolved_tracking_id(ids)
         clients.client("sqs").send_message(QueueUrl=system.queue_url, MessageBody=record["body"])
         outcome, detail, ok = _observe_outcome(system, tracking_id, expect, timeout)
         rows.append(Row(name, "SQS order queue", _expected(expect), outcome, detail, ok))
