@@ -5,11 +5,13 @@ It lives in S3 (one JSON document), not in code, so an operator changes a route 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from orderbridge.imports.config import ImportSource
+from orderbridge.models import money
 from orderbridge.models.names import Name, Shop
 
 
@@ -56,10 +58,74 @@ class RouteDestination(_Config):
     )
 
 
+class CatalogItem(_Config):
+    """What a storefront form on a route shows and charges for one SKU: the server's price.
+
+    A form's order takes its lines' `unit_price` and its `currency` from here, never from the
+    buyer (`orderbridge.intake.pricing`). Write amounts as strings ("15.00"): exact decimals.
+    """
+
+    name: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+        description='Shown to the buyer and sent as the line\'s name, e.g. "Blue tee (M)".',
+    )
+    unit_price: Decimal = Field(
+        ge=0,
+        le=Decimal("1e15"),
+        allow_inf_nan=False,
+        description="Price of one unit in `currency`, at most the currency's minor units (USD 2, JPY 0).",
+    )
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
+
+    @model_validator(mode="after")
+    def _fits_currency(self) -> CatalogItem:
+        try:
+            if not money.fits(self.unit_price, self.currency):
+                raise ValueError(
+                    f"unit_price {self.unit_price} has more decimals than {self.currency} allows "
+                    f"({money.minor_units(self.currency)})"
+                )
+        except money.UnknownCurrencyError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+SkuKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
 class Route(_Config):
     """Which destinations an order goes to."""
 
     destinations: list[RouteDestination] = Field(min_length=1)
+    items: dict[SkuKey, CatalogItem] = Field(
+        default_factory=dict,
+        description="SKU -> name, unit price and currency that the route's storefront forms show and "
+        "charge, in the order the form lists them. Kept apart from the destinations' catalogs (provider "
+        "references): one price per SKU however many destinations the route has, and nothing an adapter "
+        "reads changes. Every SKU here must be in every destination's catalog; all share one currency. "
+        "Empty: the route's forms list the catalogs' SKUs without prices and orders carry none.",
+    )
+
+    @property
+    def currency(self) -> str | None:
+        """The one currency of `items` (None when the route has no priced items)."""
+        return next((item.currency for item in self.items.values()), None)
+
+    @model_validator(mode="after")
+    def _items_are_sellable(self) -> Route:
+        problems = []
+        currencies = sorted({item.currency for item in self.items.values()})
+        if len(currencies) > 1:
+            problems.append(f"items must share one currency, found {', '.join(currencies)}")
+        for rd in self.destinations:
+            missing = [sku for sku in self.items if sku not in rd.catalog]
+            if missing:
+                problems.append(f"items {missing} are not in destination {rd.destination!r}'s catalog")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class FormRateLimits(_Config):
