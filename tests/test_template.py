@@ -312,6 +312,7 @@ def test_bucket_and_secrets(aws: dict[str, Any], local: LocalResources) -> None:
     assert local.buckets == {
         "ConfigBucket": f"{PREFIX}-configbucket",
         "ImportBucket": f"{PREFIX}-importbucket",
+        "EventPayloadBucket": f"{PREFIX}-eventpayloadbucket",
     }
     aws["s3"].head_bucket(Bucket=local.buckets["ConfigBucket"])
     versioning = aws["s3"].get_bucket_versioning(Bucket=local.buckets["ConfigBucket"])

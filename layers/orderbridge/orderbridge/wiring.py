@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from orderbridge.dispatch import Dispatcher
     from orderbridge.imports.service import ImportService
     from orderbridge.intake import IntakeService
+    from orderbridge.payloads import EventCodec
 
 
 def _env(name: str, default: object = None) -> str:
@@ -49,6 +50,15 @@ def outcome_store() -> OutcomeStore:
     return OutcomeStore(
         table_name=_env(constants.OUTCOME_TABLE_ENV),
         ttl_days=int(_env(constants.OUTCOME_TTL_DAYS_ENV, constants.OUTCOME_TTL_DAYS_DEFAULT)),
+    )
+
+
+def event_codec() -> EventCodec:
+    """Queue bodies, with events over SQS's size limit kept in the event payload bucket."""
+    from orderbridge.payloads import EventCodec
+
+    return EventCodec(
+        s3_client=clients.client("s3"), bucket=os.environ.get(constants.EVENT_PAYLOAD_BUCKET_ENV)
     )
 
 
@@ -88,6 +98,7 @@ def intake_service() -> IntakeService:
         sqs_client=clients.client("sqs"),
         queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
         tracking_ids=tracking_ids(credentials),
+        codec=event_codec(),
         webhook_tolerance=int(_env(constants.WEBHOOK_TOLERANCE_ENV, constants.WEBHOOK_TOLERANCE_DEFAULT)),
         max_body_bytes=int(_env(constants.MAX_BODY_BYTES_ENV, constants.MAX_BODY_BYTES_DEFAULT)),
         dispatcher_factory=dispatcher,
@@ -146,6 +157,7 @@ def import_service() -> ImportService:
             outcome_table=outcome_table,
             state=state,
             tracking_ids=tracking_ids(credential_store()),
+            codec=event_codec(),
         ),
         summaries=SummaryWriter(dynamodb_client=dynamodb, outcome_table=outcome_table, ttl_days=ttl_days),
         s3_client=clients.client("s3"),

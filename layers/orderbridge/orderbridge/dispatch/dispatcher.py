@@ -38,6 +38,7 @@ from orderbridge.models.config import Destination, OrderbridgeConfig, RouteDesti
 from orderbridge.models.event import OrderEvent
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge.outcomes import Claim, OutcomeStore
+from orderbridge.payloads import EventCodec, PayloadError
 from orderbridge.providers.base import (
     Delivery,
     Provider,
@@ -112,12 +113,14 @@ class Dispatcher:
         sqs_client: Any,
         queue_url: str,
         tracking_ids: TrackingIds,
+        codec: EventCodec | None = None,
         dead_letter_queue_url: str | None = None,
         settings: DispatcherSettings | None = None,
         sender: Sender | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
         self.ids = tracking_ids
+        self.codec = codec or EventCodec()
         self.config = config
         self.outcomes = outcomes
         self.credentials = credentials
@@ -145,7 +148,11 @@ class Dispatcher:
             return
         receive_count = int(record.attributes.approximate_receive_count or 1)
         try:
-            event = OrderEvent.model_validate_json(record.body)
+            event = self.codec.decode(record.body)
+        except PayloadError as exc:  # an offloaded event could not be read (S3 down): retry
+            logger.error("offloaded event unreadable", extra={"message_id": record.message_id})
+            self._retry_later(record, receive_count, None)
+            raise DeliveryRetryableError(str(exc)) from exc
         except (ValidationError, ValueError) as exc:
             tracking_id = f"msg_{record.message_id}"
             self._reject(tracking_id, None, "MALFORMED_EVENT", _describe(exc))

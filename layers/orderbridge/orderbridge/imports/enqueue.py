@@ -25,6 +25,7 @@ from orderbridge.identity import OrderIdentity, TrackingIds
 from orderbridge.imports.state import ImportStateStore, batch_get
 from orderbridge.models.event import OrderEvent
 from orderbridge.models.order import CanonicalOrder
+from orderbridge.payloads import EventCodec
 
 logger = Logger(child=True)
 
@@ -49,9 +50,11 @@ class OrderSink:
         outcome_table: str,
         state: ImportStateStore,
         tracking_ids: TrackingIds,
+        codec: EventCodec | None = None,
         concurrency: int = 4,
     ) -> None:
         self.ids = tracking_ids
+        self.codec = codec or EventCodec()
         self.concurrency = concurrency  # SQS batches in flight at once (boto3 clients are thread-safe)
         self.sqs = sqs_client
         self.queue_url = queue_url
@@ -99,8 +102,8 @@ class OrderSink:
         shop: str | None = None,
     ) -> None:
         """Send every order (batches of 10, a few batches at a time), then record them in the ledger."""
-        bodies = [
-            OrderEvent(source=source, shop=shop, route=route, order=order).model_dump_json(exclude_none=True)
+        bodies = [  # an order too large for the queue goes by way of S3
+            self.codec.encode(OrderEvent(source=source, shop=shop, route=route, order=order))
             for order in orders
         ]
         batches = _batches(bodies)

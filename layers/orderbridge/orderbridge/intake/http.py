@@ -40,16 +40,14 @@ def accepted_response(
                 "redirect_url": accepted.redirect_url,
             },
         )
-    return Response(
-        status_code=202,
-        content_type="application/json",
-        headers=headers or {},
-        body={
-            "tracking_id": accepted.tracking_id,
-            "duplicate": accepted.duplicate,
-            "status_url": f"/orders/{accepted.tracking_id}",
-        },
-    )
+    body: dict[str, object] = {
+        "tracking_id": accepted.tracking_id,
+        "duplicate": accepted.duplicate,
+        "status_url": f"/orders/{accepted.tracking_id}",
+    }
+    if accepted.status:  # taken and recorded, not sent: FAILED (with the reasons) or SKIPPED
+        body |= {"status": accepted.status, "error": accepted.error}
+    return Response(status_code=202, content_type="application/json", headers=headers or {}, body=body)
 
 
 def error_response(exc: IntakeRejectedError) -> Response:

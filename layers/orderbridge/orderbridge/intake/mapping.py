@@ -7,9 +7,11 @@ service, so every way in reports field errors the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from orderbridge.exceptions import IntakeRejectedError
+from orderbridge.models.order import strip_control
 
 
 def _clean(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -17,83 +19,160 @@ def _clean(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- Shopify orders/create --------------------------------------------------------------------
+# Field meanings: Shopify's REST Admin API Order resource (line_items[].price, discount_allocations,
+# tax_lines, properties; shipping_lines; subtotal_price, total_tax, taxes_included, total_price,
+# currency, test). A signed sender cannot fix its payload, so strings are cleaned here (control
+# characters removed) rather than refused.
+
+
+def _str(value: Any) -> str | None:
+    """A payload string, cleaned: control characters removed, blank becomes None."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = strip_control(str(value)).strip()
+    return text or None
+
+
+def _amount(value: Any) -> Decimal | None:
+    """A Shopify money string as an exact Decimal (None if absent or not a number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _sum(items: Any, key: str) -> Decimal:
+    return sum((_amount(i.get(key)) or Decimal(0) for i in items or [] if isinstance(i, dict)), Decimal(0))
 
 
 def _shopify_address(a: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not a:
+    if not isinstance(a, Mapping) or not a:
         return None
     return _clean(
         {
-            "first_name": a.get("first_name"),
-            "last_name": a.get("last_name"),
-            "company": a.get("company"),
-            "address1": a.get("address1"),
-            "address2": a.get("address2"),
-            "city": a.get("city"),
-            "province": a.get("province_code") or a.get("province"),
-            "zip": a.get("zip"),
-            "country": a.get("country_code"),
-            "phone": a.get("phone"),
+            "first_name": _str(a.get("first_name")),
+            "last_name": _str(a.get("last_name")),
+            "company": _str(a.get("company")),
+            "address1": _str(a.get("address1")),
+            "address2": _str(a.get("address2")),
+            "city": _str(a.get("city")),
+            "province": _str(a.get("province_code")) or _str(a.get("province")),
+            "zip": _str(a.get("zip")),
+            "country": _str(a.get("country_code")),
+            "phone": _str(a.get("phone")),
+        }
+    )
+
+
+def _shopify_line(item: Mapping[str, Any]) -> dict[str, Any]:
+    properties = {
+        str(_str(p.get("name")))[:255]: str(_str(p.get("value")))
+        for p in item.get("properties") or []
+        if isinstance(p, dict) and _str(p.get("name")) and _str(p.get("value"))
+    }
+    return _clean(
+        {
+            "sku": _str(item.get("sku")),
+            # `name` is "Title - Variant"; `title` alone loses the variant ("Fine / Bordeaux")
+            "name": _str(item.get("name")) or _str(item.get("title")),
+            "variant_title": _str(item.get("variant_title")),
+            "quantity": item.get("quantity"),
+            "unit_price": _amount(item.get("price")),
+            "discount": _sum(item.get("discount_allocations"), "amount") or None,
+            "tax": _sum(item.get("tax_lines"), "price") or None,
+            "options": properties,
         }
     )
 
 
 def from_shopify(payload: Any) -> dict[str, Any]:
-    """A Shopify `orders/create` webhook payload (REST Admin API order object)."""
+    """A Shopify `orders/create` webhook payload (REST Admin API order object), money exact.
+
+    The order discount is what Shopify's `subtotal_price` (lines after all discounts) leaves
+    unexplained by the lines' own `discount_allocations`, so the canonical subtotal is Shopify's.
+    """
     if not isinstance(payload, dict):
         raise IntakeRejectedError(400, "MALFORMED_BODY", "a Shopify order payload is a JSON object")
-    customer = payload.get("customer") or {}
-    lines = []
-    for item in payload.get("line_items") or []:
-        if not isinstance(item, dict):
-            continue
-        lines.append(
-            _clean(
-                {
-                    "sku": item.get("sku") or None,
-                    "name": item.get("title") or item.get("name"),
-                    "quantity": item.get("quantity"),
-                    "unit_price": item.get("price"),
-                    "options": {
-                        str(p.get("name")): str(p.get("value"))
-                        for p in item.get("properties") or []
-                        if isinstance(p, dict) and p.get("name")
-                    },
-                }
-            )
-        )
-    shipping_total = sum(
-        float(s.get("price") or 0) for s in payload.get("shipping_lines") or [] if isinstance(s, dict)
+    customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}
+    items = [i for i in payload.get("line_items") or [] if isinstance(i, dict)]
+    lines = [_shopify_line(i) for i in items]
+    shipping_lines = [s for s in payload.get("shipping_lines") or [] if isinstance(s, dict)]
+    shipping = sum(
+        (
+            (_amount(s.get("price")) or Decimal(0)) - _sum(s.get("discount_allocations"), "amount")
+            for s in shipping_lines
+        ),
+        Decimal(0),
     )
-    codes = [d.get("code") for d in payload.get("discount_codes") or [] if isinstance(d, dict)]
+    shipping_tax = sum((_sum(s.get("tax_lines"), "price") for s in shipping_lines), Decimal(0))
+    order_discount = None
+    subtotal = _amount(payload.get("subtotal_price"))
+    quantities = [line.get("quantity") for line in lines]
+    if (
+        subtotal is not None
+        and all("unit_price" in line for line in lines)
+        and all(isinstance(q, int) and not isinstance(q, bool) for q in quantities)
+    ):
+        lines_net = sum(
+            (
+                line["unit_price"] * q - line.get("discount", Decimal(0))
+                for line, q in zip(lines, quantities, strict=True)
+            ),
+            Decimal(0),
+        )
+        if lines_net > subtotal:
+            order_discount = lines_net - subtotal
+    codes = [_str(d.get("code")) for d in payload.get("discount_codes") or [] if isinstance(d, dict)]
     gateways = payload.get("payment_gateway_names") or []
-    client = payload.get("client_details") or {}
+    client = payload.get("client_details") if isinstance(payload.get("client_details"), dict) else {}
+    billing = payload.get("billing_address") if isinstance(payload.get("billing_address"), dict) else {}
+    buyer = _clean(
+        {
+            "email": _str(payload.get("email"))
+            or _str(payload.get("contact_email"))
+            or _str(customer.get("email")),
+            "first_name": _str(customer.get("first_name")) or _str(billing.get("first_name")),
+            "last_name": _str(customer.get("last_name")) or _str(billing.get("last_name")),
+            "phone": _str(payload.get("phone")) or _str(customer.get("phone")) or _str(billing.get("phone")),
+            "ip_address": _str(payload.get("browser_ip")),
+            "user_agent": (_str(client.get("user_agent")) or "")[:512] or None,
+        }
+    )
     return _clean(
         {
-            "external_order_id": str(payload["id"]) if payload.get("id") is not None else None,
-            "currency": payload.get("currency"),
-            "buyer": _clean(
-                {
-                    "email": payload.get("email") or payload.get("contact_email") or customer.get("email"),
-                    "first_name": customer.get("first_name"),
-                    "last_name": customer.get("last_name"),
-                    "phone": payload.get("phone") or customer.get("phone"),
-                    "ip_address": payload.get("browser_ip"),
-                    "user_agent": client.get("user_agent") if isinstance(client, dict) else None,
-                }
-            ),
+            "external_order_id": _str(payload.get("id")),
+            "currency": _str(payload.get("currency")),
             "billing_address": _shopify_address(payload.get("billing_address")),
             "shipping_address": _shopify_address(payload.get("shipping_address")),
             "lines": lines,
-            "coupon": codes[0] if codes else None,
-            "notes": payload.get("note"),
-            "payment_method": gateways[0] if gateways else None,
-            "shipping_total": f"{shipping_total:.2f}" if shipping_total else None,
-            "total": payload.get("total_price"),
-            "placed_at": payload.get("created_at"),
-            "metadata": _clean({"shopify_name": payload.get("name")}),
+            "coupon": next((c for c in codes if c), None),
+            "notes": _str(payload.get("note")),
+            "payment_method": _str(gateways[0]) if gateways else None,
+            "order_discount": order_discount,
+            "shipping_total": shipping if shipping_lines else None,
+            "shipping_tax": shipping_tax or None,
+            "taxes_included": bool(payload.get("taxes_included")),
+            "total_tax": _amount(payload.get("total_tax")),
+            "total": _amount(payload.get("total_price")),
+            "test": payload.get("test") is True,
+            "placed_at": _str(payload.get("created_at")),
+            "metadata": _clean({"shopify_name": _str(payload.get("name"))}),
         }
-    )
+    ) | {"buyer": buyer, "lines": lines}  # always there, so a missing one is a field error
+
+
+def skip_reason(payload: Any) -> tuple[str, str] | None:
+    """Why a Shopify `orders/create` delivery is not a live order, if it is not: Shopify's own test
+    notification is a cancelled, voided order; any order already cancelled is not to be fulfilled."""
+    if isinstance(payload, dict) and payload.get("cancelled_at"):
+        return (
+            "CANCELLED",
+            f"the order was cancelled ({_str(payload.get('cancel_reason')) or 'no reason given'})",
+        )
+    return None
 
 
 # --- generic canonical event (Standard Webhooks convention) -------------------------------------

@@ -45,6 +45,7 @@ from orderbridge.models.order import CanonicalOrder
 from orderbridge.models.outcome import Outcome, OutcomeStatus, order_state
 from orderbridge.observability import mask_pii
 from orderbridge.outcomes import OutcomeStore
+from orderbridge.payloads import EventCodec
 
 if TYPE_CHECKING:  # the dispatcher is imported only when a checkout-mode form needs it
     from orderbridge.dispatch import Dispatcher
@@ -66,6 +67,10 @@ class Accepted:
     tracking_id: str
     duplicate: bool = False
     redirect_url: str | None = None  # checkout mode: where the buyer goes to pay
+    # A signed delivery taken but not sent: recorded as FAILED (content the pipeline cannot take,
+    # with every field reason) or SKIPPED (a test order); `error` carries the code and reasons.
+    status: str | None = None
+    error: dict[str, Any] | None = None
 
 
 def _media_type(content_type: str | None) -> str:
@@ -109,6 +114,7 @@ class IntakeService:
         sqs_client: Any,
         queue_url: str,
         tracking_ids: TrackingIds,
+        codec: EventCodec | None = None,
         requeue_received_after: float = 300.0,
         webhook_tolerance: int = 300,
         max_body_bytes: int = 65536,
@@ -122,6 +128,7 @@ class IntakeService:
         self.sqs = sqs_client
         self.queue_url = queue_url
         self.ids = tracking_ids
+        self.codec = codec or EventCodec()
         self.requeue_received_after = requeue_received_after
         self.webhook_tolerance = webhook_tolerance
         self.max_body_bytes = max_body_bytes
@@ -220,23 +227,93 @@ class IntakeService:
         payload = self._json(self._text(body))
         if hook.scheme == "stripe" and isinstance(payload, dict) and isinstance(payload.get("id"), str):
             event_id = payload["id"][:128]  # Stripe-style events carry their id in the signed body
+        route = hook.route
         if hook.payload == "shopify":
             topic = _header(headers, "x-shopify-topic")
-            if topic and topic != "orders/create":
+            if topic not in hook.topics:
                 logger.info("webhook topic ignored", extra={"source": source, "topic": topic})
                 return None
             raw = mapping.from_shopify(payload)
         else:
             raw = mapping.from_canonical_event(payload)
-        order = self._validate(raw)
+        shop = hook.shop or source
+        ext = raw.get("external_order_id") if isinstance(raw.get("external_order_id"), str) else None
         identity = OrderIdentity.of(
-            shop=hook.shop or source,
-            source=source,
-            external_order_id=order.external_order_id,
-            event_id=event_id,
-            body=body,
+            shop=shop, source=source, external_order_id=ext, event_id=event_id, body=body
         )
-        return self._accept_or_duplicate(identity, source, hook.route, order, shop=hook.shop)
+        try:
+            order = self._validate(raw)
+        except IntakeRejectedError as exc:
+            # The signature holds: the sender cannot fix this payload, and a 4xx would only make it
+            # retry into the void. Record the order as a visible failure with every field reason.
+            return self._record_refused(identity, source, ext, exc)
+        skip = mapping.skip_reason(payload) if hook.payload == "shopify" else None
+        if order.test and not skip:
+            if hook.test_orders == "skip":
+                skip = ("TEST_ORDER", "the source marked it a test order (test_orders: skip)")
+            elif hook.test_route:
+                route = hook.test_route
+        if skip:
+            return self._record_skipped(identity, source, order, *skip)
+        return self._accept_or_duplicate(identity, source, route, order, shop=hook.shop)
+
+    def _record_refused(
+        self, identity: OrderIdentity, source: str, ext: str | None, exc: IntakeRejectedError
+    ) -> Accepted:
+        tracking_id = self._tracking_id(identity)
+        reasons = "; ".join(f"{f['field']}: {f['message']}" for f in exc.fields) or exc.message
+        logger.warning(
+            "signed order cannot be taken; recorded as failed",
+            extra={
+                "tracking_id": tracking_id,
+                "source": source,
+                "error_code": exc.code,
+                "fields": exc.fields,
+            },
+        )
+        metrics.add_metric(name="OrdersRefusedRecorded", unit=MetricUnit.Count, value=1)
+        self._write(
+            lambda: self.outcomes.record_rejected(
+                tracking_id=tracking_id,
+                destination="-",
+                source=source,
+                error_code=exc.code,
+                message=reasons,
+                external_order_id=ext,
+            )
+        )
+        error = {"code": exc.code, "message": exc.message, "fields": exc.fields}
+        return Accepted(tracking_id=tracking_id, status="FAILED", error=error)
+
+    def _record_skipped(
+        self, identity: OrderIdentity, source: str, order: CanonicalOrder, code: str, reason: str
+    ) -> Accepted:
+        tracking_id = self._tracking_id(identity)
+        logger.info("order skipped", extra={"tracking_id": tracking_id, "source": source, "reason": code})
+        metrics.add_metric(name="OrdersSkipped", unit=MetricUnit.Count, value=1)
+        self._write(
+            lambda: self.outcomes.record_skipped(
+                tracking_id=tracking_id,
+                source=source,
+                external_order_id=order.external_order_id,
+                code=code,
+                reason=reason,
+            )
+        )
+        return Accepted(tracking_id=tracking_id, status="SKIPPED", error={"code": code, "message": reason})
+
+    def _tracking_id(self, identity: OrderIdentity) -> str:
+        try:
+            return self.ids.tracking_id(identity)
+        except CredentialsError as exc:
+            raise IntakeUnavailableError("the tracking id key cannot be read") from exc
+
+    @staticmethod
+    def _write(write: Callable[[], Any]) -> None:
+        try:
+            write()
+        except Exception as exc:  # the sender retries: the same id, the same record
+            raise IntakeUnavailableError("the outcome table cannot be written") from exc
 
     def status(self, tracking_id: str, *, source: str | None = None) -> dict[str, Any] | None:
         """What a storefront polling for its order may see: that order only (and, given a
@@ -280,8 +357,8 @@ class IntakeService:
         the conflict is logged and noted in the record's history. IntakeUnavailableError when the
         queue or the outcome table cannot be read or written (the sender retries: same id).
         """
+        tracking_id = self._tracking_id(identity)
         try:
-            tracking_id = self.ids.tracking_id(identity)
             digests = self.ids.digests(order.model_dump(mode="json", exclude_none=True, exclude=_VOLATILE))
         except CredentialsError as exc:
             raise IntakeUnavailableError("the tracking id key cannot be read") from exc
@@ -322,7 +399,7 @@ class IntakeService:
         try:
             self.sqs.send_message(
                 QueueUrl=self.queue_url,
-                MessageBody=event.model_dump_json(exclude_none=True),
+                MessageBody=self.codec.encode(event),  # an event over SQS's limit goes by way of S3
                 # checkout mode: the queued copy is the safety net, so it waits out the inline attempt
                 DelaySeconds=min(900, int(delay)),
             )

@@ -168,6 +168,21 @@ class WebhookSource(_Config):
     payload: Literal["canonical", "shopify"]
     route: Name
     shop: Shop = None
+    topics: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=lambda: ["orders/create"],
+        description="shopify scheme: the `X-Shopify-Topic` values that mean a new order; others are "
+        "answered 200 ignored. The topic header is not signed, so a delivery whose body is not an "
+        "order of these topics is never made one by its header.",
+    )
+    test_orders: Literal["skip", "send"] = Field(
+        default="skip",
+        description="Orders the source marks as tests (Shopify `test: true`): `skip` records them as "
+        "SKIPPED / TEST_ORDER and sends nothing; `send` treats them as any order (`test_route` may "
+        "send them elsewhere).",
+    )
+    test_route: Name | None = Field(
+        default=None, description="With test_orders `send`: the route test orders take (a test destination)."
+    )
     secret_id: str = Field(description='Secrets Manager id; JSON {"secrets": [...]} or a plain string.')
     signature_header: str | None = Field(
         default=None,
@@ -201,8 +216,9 @@ class OrderbridgeConfig(_Config):
             if form.route not in self.routes:
                 problems.append(f"form {key!r} names unknown route {form.route!r}")
         for name, hook in self.webhooks.items():
-            if hook.route not in self.routes:
-                problems.append(f"webhook source {name!r} names unknown route {hook.route!r}")
+            for route in (hook.route, hook.test_route):
+                if route is not None and route not in self.routes:
+                    problems.append(f"webhook source {name!r} names unknown route {route!r}")
         for name, source in self.imports.items():
             if source.route not in self.routes:
                 problems.append(f"import source {name!r} names unknown route {source.route!r}")

@@ -1,7 +1,10 @@
 """The canonical order: the one shape every way in produces and every provider adapter reads.
 
-Limits here are the tightest common denominators of the providers' own limits, so an order that
-validates here can be expressed by any adapter; provider-specific limits live in the adapters.
+It carries the money exactly as the buyer was charged (currency; per line unit price, quantity,
+discount and tax; order discount, shipping and its tax, tax mode, total), as `Decimal` in the
+currency's own minor units. Limits follow the source platforms (Shopify's own field limits), so a
+valid order from a shop is never refused here; what one provider cannot take (a billing address,
+a zip, an email, a currency) is that provider's adapter's rule.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -23,16 +27,71 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+from orderbridge.models import money
+
+# Control characters (NUL, ESC, ...) never belong in an order: refused with a field error. Line
+# breaks and tabs are allowed only where text runs over lines (notes).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control(pattern: re.Pattern[str]) -> AfterValidator:
+    def check(value: str) -> str:
+        if pattern.search(value):
+            raise PydanticCustomError("control_character", "control characters are not allowed")
+        return value
+
+    return AfterValidator(check)
+
+
+def strip_control(value: str) -> str:
+    """`value` without control characters (what a mapper does for a sender that cannot fix it)."""
+    return _CONTROL_ONE_LINE.sub("", value)
+
+
+# Lengths follow Shopify's own limits (255 for names, address lines, titles and codes).
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    _no_control(_CONTROL_ONE_LINE),
+]
+ShortText = Text
 # The pattern admits lower case because pydantic checks it before `to_upper` applies.
 CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern="^[a-zA-Z]{2}$")]
+
+
+def _iso_currency(value: str) -> str:
+    try:
+        money.minor_units(value)
+    except money.UnknownCurrencyError:
+        raise PydanticCustomError("currency", "not an ISO 4217 currency code") from None
+    return value
+
+
 CurrencyCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern="^[a-zA-Z]{3}$")
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern="^[a-zA-Z]{3}$"),
+    AfterValidator(_iso_currency),
 ]
-Money = Annotated[Decimal, Field(ge=0, le=Decimal("1000000"), decimal_places=2)]
-MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetaValue = Annotated[str, StringConstraints(max_length=500)]
+# An amount in the order's currency; its decimals are checked against that currency's minor units.
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e15"), allow_inf_nan=False)]
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=40), _no_control(_CONTROL_ONE_LINE)]
+MetaValue = Annotated[str, StringConstraints(max_length=500), _no_control(_CONTROL)]
+
+
+def _whole_number(value: object) -> object:
+    """Quantities are whole numbers: an int, or a string of digits (form fields are strings).
+
+    Refused: booleans (`true` is not 1), `"1_0"` (Python's int() would read 10), floats,
+    signs and spaces inside."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "a quantity is a whole number, not true/false")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
+        return int(value)
+    raise PydanticCustomError("int_parsing", "a quantity is a whole number of digits")
+
 
 # --- email addresses ------------------------------------------------------------------------------
 # Our own syntax check instead of pydantic's EmailStr: `email_validator` (with dnspython and idna)
@@ -115,51 +174,83 @@ def normalize_email(value: str) -> str:
 
 Email = Annotated[str, AfterValidator(normalize_email), WithJsonSchema({"type": "string", "format": "email"})]
 
-MAX_LINES = 100
-MAX_QUANTITY = 10000
+MAX_LINES = 500  # a Shopify order may hold hundreds of lines; 250 is a real, valid order
+MAX_QUANTITY = 100000
 MAX_METADATA_KEYS = 20
+Quantity = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_QUANTITY)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class Address(_Strict):
-    """A postal address; the fields every provider needs when it takes one."""
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=40), _no_control(_CONTROL_ONE_LINE)
+]
 
-    first_name: ShortText
-    last_name: ShortText
+
+class Address(_Strict):
+    """A postal address. Names and zip are optional, as on the platforms: a Hong Kong address has
+    no postcode and a shop's address may carry one name only; a provider that needs them says so."""
+
+    first_name: Text | None = None
+    last_name: Text | None = None
     company: Text | None = None
     address1: Text
     address2: Text | None = None
-    city: ShortText
-    province: ShortText | None = None
-    zip: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=20)]
+    city: Text
+    province: Text | None = None
+    zip: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)] | None = None
     country: CountryCode
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    phone: Phone | None = None
 
 
 class Buyer(_Strict):
-    """Who is buying. PII: masked in logs, not stored in the outcome table."""
+    """Who is buying. PII: masked in logs, not stored in the outcome table.
 
-    email: Email
-    first_name: ShortText | None = None
-    last_name: ShortText | None = None
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    No email is valid: point-of-sale, draft and phone orders have none (a provider that needs one
+    refuses the delivery with EMAIL_REQUIRED)."""
+
+    email: Email | None = None
+    first_name: Text | None = None
+    last_name: Text | None = None
+    phone: Phone | None = None
     ip_address: Annotated[str, StringConstraints(max_length=39)] | None = None
     user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
 
 
 class OrderLine(_Strict):
-    """One line: a SKU the route's catalog maps to provider ids, or a custom product by name."""
+    """One line: a SKU the route's catalog maps to provider ids, or a custom product by name.
 
-    sku: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
-    name: Text | None = None
-    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+    Money is what the buyer was charged: `unit_price` per unit before discounts, `discount` the
+    total taken off this line (all units), `tax` the tax on this line (all units)."""
+
+    sku: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), _no_control(_CONTROL)
+        ]
+        | None
+    ) = None
+    name: Text | None = Field(default=None, description="The line's full name, variant included.")
+    variant_title: Text | None = Field(default=None, description='The variant alone, e.g. "Fine / Bordeaux".')
+    quantity: Quantity
     unit_price: Money | None = None
-    options: dict[ShortText, Annotated[str, StringConstraints(max_length=255)]] = Field(
-        default_factory=dict, max_length=20
+    discount: Money = Field(default=Decimal(0), description="Discount on this line, all units together.")
+    tax: Money = Field(default=Decimal(0), description="Tax on this line, all units together.")
+    options: dict[Text, Annotated[str, StringConstraints(max_length=1000), _no_control(_CONTROL)]] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="Line properties as the buyer gave them (an engraving text, a gift note).",
     )
+
+    def gross(self) -> Decimal | None:
+        """unit_price x quantity (None when the line has no price)."""
+        return None if self.unit_price is None else self.unit_price * self.quantity
+
+    def net(self) -> Decimal | None:
+        """What the line costs after its discount, before tax."""
+        gross = self.gross()
+        return None if gross is None else gross - self.discount
 
     @model_validator(mode="after")
     def _sku_or_name(self) -> OrderLine:
@@ -179,15 +270,93 @@ class CanonicalOrder(_Strict):
     billing_address: Address | None = None
     shipping_address: Address | None = None
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
-    coupon: ShortText | None = None
-    notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    payment_method: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)] | None
-    ) = None
-    shipping_total: Money | None = None
-    total: Money | None = Field(default=None, description="Order total, when the source knows it.")
+    coupon: Text | None = Field(default=None, description="The discount code the buyer used.")
+    notes: Annotated[str, StringConstraints(max_length=5000), _no_control(_CONTROL)] | None = None
+    payment_method: Text | None = None
+    order_discount: Money = Field(
+        default=Decimal(0), description="Discount on the whole order not already in the lines' `discount`."
+    )
+    shipping_total: Money | None = Field(default=None, description="Shipping charged, after its discounts.")
+    shipping_tax: Money = Field(default=Decimal(0), description="Tax on shipping (part of `total_tax`).")
+    taxes_included: bool = Field(default=False, description="Prices include tax (tax is not added on top).")
+    total_tax: Money | None = Field(
+        default=None, description="All tax of the order; default: the lines' tax plus shipping tax."
+    )
+    total: Money | None = Field(default=None, description="What the buyer pays, when the source says so.")
+    test: bool = Field(default=False, description="The source marked it a test order.")
     placed_at: datetime | None = None
     metadata: dict[MetaKey, MetaValue] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
 
     def item_count(self) -> int:
         return sum(line.quantity for line in self.lines)
+
+    @property
+    def priced(self) -> bool:
+        """Every line says what it cost, so the order's total can be computed."""
+        return all(line.unit_price is not None for line in self.lines)
+
+    def subtotal(self) -> Decimal:
+        """Lines after their discounts and the order discount, before shipping and tax."""
+        return sum((line.net() or Decimal(0) for line in self.lines), Decimal(0)) - self.order_discount
+
+    def tax(self) -> Decimal:
+        """All tax: `total_tax`, else the lines' tax plus shipping tax."""
+        if self.total_tax is not None:
+            return self.total_tax
+        return sum((line.tax for line in self.lines), Decimal(0)) + self.shipping_tax
+
+    def computed_total(self) -> Decimal:
+        """subtotal + shipping + tax (tax only when prices exclude it), in the currency's units."""
+        total = self.subtotal() + (self.shipping_total or Decimal(0))
+        if not self.taxes_included:
+            total += self.tax()
+        return total.quantize(money.quantum(self.currency))
+
+    def amount_due(self) -> Decimal | None:
+        """What the buyer pays: the stated total, else the computed one when every line is priced."""
+        if self.total is not None:
+            return self.total
+        return self.computed_total() if self.priced else None
+
+    @model_validator(mode="after")
+    def _money_adds_up(self) -> CanonicalOrder:
+        """Every amount fits the currency's minor units; discounts do not exceed what they
+        discount; a stated total equals the computed one to the minor unit."""
+        currency = self.currency
+        places = money.minor_units(currency)
+        amounts = {
+            "order_discount": self.order_discount,
+            "shipping_total": self.shipping_total,
+            "shipping_tax": self.shipping_tax,
+            "total_tax": self.total_tax,
+            "total": self.total,
+        }
+        for i, line in enumerate(self.lines):
+            amounts |= {
+                f"lines.{i}.unit_price": line.unit_price,
+                f"lines.{i}.discount": line.discount,
+                f"lines.{i}.tax": line.tax,
+            }
+        for name, amount in amounts.items():
+            if amount is not None and not money.fits(amount, currency):
+                raise PydanticCustomError(
+                    "money_precision",
+                    "{field}: {amount} has more decimals than {currency} allows ({places})",
+                    {"field": name, "amount": str(amount), "currency": currency, "places": places},
+                )
+        for i, line in enumerate(self.lines):
+            gross = line.gross()
+            if gross is not None and line.discount > gross:
+                raise PydanticCustomError(
+                    "discount_too_large", "lines.{i}.discount exceeds the line's price", {"i": i}
+                )
+        if self.priced and self.subtotal() < 0:
+            raise PydanticCustomError("discount_too_large", "the discounts exceed the lines' prices")
+        if self.total is not None and self.priced and self.computed_total() != self.total:
+            raise PydanticCustomError(
+                "total_mismatch",
+                "the stated total {total} {currency} is not what the lines, discounts, shipping and "
+                "tax add up to ({computed})",
+                {"total": str(self.total), "currency": currency, "computed": str(self.computed_total())},
+            )
+        return self

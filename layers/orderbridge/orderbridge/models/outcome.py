@@ -19,6 +19,9 @@ class OutcomeStatus(StrEnum):
     # provider has no lookup, or the tries ran out while it was being checked). Not retried by
     # itself and never reported as failed: a person records what they found (`orderbridge review`).
     NEEDS_REVIEW = "NEEDS_REVIEW"
+    # Recorded, deliberately not sent: the source's test order or a cancelled one (per the source's
+    # configuration). Final; `error_code` says why (TEST_ORDER, CANCELLED).
+    SKIPPED = "SKIPPED"
 
     @property
     def is_final(self) -> bool:
@@ -32,6 +35,7 @@ FINAL_STATUSES = frozenset(
         OutcomeStatus.FAILED_PERMANENT,
         OutcomeStatus.DEAD_LETTERED,
         OutcomeStatus.NEEDS_REVIEW,
+        OutcomeStatus.SKIPPED,
     }
 )
 
@@ -46,6 +50,7 @@ class OrderState(StrEnum):
     SUCCEEDED = "SUCCEEDED"  # created at every destination
     CHECKING = "CHECKING"  # may already exist: being confirmed with the provider, or by a person
     FAILED = "FAILED"  # not created, and will not be without a fix: safe to order again
+    SKIPPED = "SKIPPED"  # recorded, deliberately not sent (a test order)
 
 
 def order_state(outcomes: list[Outcome]) -> OrderState:
@@ -56,6 +61,8 @@ def order_state(outcomes: list[Outcome]) -> OrderState:
     """
     if outcomes and all(o.status is OutcomeStatus.SUCCEEDED for o in outcomes):
         return OrderState.SUCCEEDED
+    if outcomes and all(o.status is OutcomeStatus.SKIPPED for o in outcomes):
+        return OrderState.SKIPPED
     if any(
         o.status is OutcomeStatus.NEEDS_REVIEW or (o.unknown_result and o.status in _MAY_EXIST)
         for o in outcomes

@@ -345,6 +345,31 @@ class OutcomeStore:
             reopened.append(outcome.destination)
         return reopened
 
+    def record_skipped(
+        self, *, tracking_id: str, source: str, external_order_id: str | None, code: str, reason: str
+    ) -> None:
+        """An order deliberately not sent (a test order): SKIPPED, with why. Kept if it exists."""
+        now = _now()
+        item = self._base_item(tracking_id, "-", now) | {
+            "status": OutcomeStatus.SKIPPED.value,
+            "source": source,
+            "external_order_id": external_order_id,
+            "source_ref": source_ref(source, external_order_id),
+            "attempts": 0,
+            "error_code": code,
+            "error_message": reason[:1000],
+            "history": [self._entry(now, OutcomeStatus.SKIPPED, 0, reason[:200], None, code)],
+        }
+        try:
+            self._ddb.put_item(
+                TableName=self.table_name,
+                Item=_to_ddb(item),
+                ConditionExpression="attribute_not_exists(tracking_id)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
     def add_note(self, *, tracking_id: str, destination: str, error_code: str, note: str) -> None:
         """Append a history line without changing the record's status (e.g. an ignored conflict)."""
         now = _now()
@@ -499,12 +524,16 @@ class OutcomeStore:
         source: str | None,
         error_code: str,
         message: str,
+        external_order_id: str | None = None,
     ) -> None:
-        """A message that never became a delivery (malformed, unknown route): recorded, not retried."""
+        """A message that never became a delivery (malformed, unknown route, a signed order the
+        pipeline cannot take): recorded, not retried."""
         now = _now()
         item = self._base_item(tracking_id, destination, now) | {
             "status": OutcomeStatus.FAILED_PERMANENT.value,
             "source": source,
+            "external_order_id": external_order_id,
+            "source_ref": source_ref(source, external_order_id),
             "attempts": 1,
             "error_code": error_code,
             "error_message": message[:1000],

@@ -10,12 +10,16 @@ from __future__ import annotations
 import email.utils
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 
 import requests
 
+from orderbridge.exceptions import RequestRejectedError
+from orderbridge.models import money
 from orderbridge.models.config import Destination
 from orderbridge.models.order import CanonicalOrder
 
@@ -119,6 +123,32 @@ class Provider(ABC):
         raise NotImplementedError
 
     # --- helpers for subclasses -----------------------------------------------------------------
+
+    @staticmethod
+    def check_total(provider_total: Decimal | None, order: CanonicalOrder) -> None:
+        """The invariant every adapter keeps: the total the provider will compute from the request
+        equals what the buyer pays, to the currency's minor unit. `provider_total` is the adapter's
+        own computation of the provider's rule over the request it built (None: the provider
+        computes no total). Raises RequestRejectedError("TOTAL_MISMATCH") rather than send a
+        different order."""
+        due = order.amount_due()
+        if provider_total is None or due is None:
+            return
+        unit = money.quantum(order.currency)
+        if provider_total.quantize(unit) != due.quantize(unit):
+            raise RequestRejectedError(
+                "TOTAL_MISMATCH",
+                f"the provider would charge {provider_total} {order.currency}, the buyer paid {due}",
+            )
+
+    @staticmethod
+    def check_currency(order: CanonicalOrder, accepted: Collection[str], where: str) -> None:
+        """Refuse an order in a currency the destination does not take (CURRENCY_NOT_SUPPORTED)."""
+        if order.currency not in accepted:
+            raise RequestRejectedError(
+                "CURRENCY_NOT_SUPPORTED",
+                f"the order is in {order.currency}; {where} takes {', '.join(sorted(accepted)) or 'none'}",
+            )
 
     def rate_limit(self, headers: Any) -> RateLimitInfo | None:
         """The provider's quota headers, for providers that send them."""

@@ -1,0 +1,57 @@
+"""Money: `Decimal` amounts in a currency's own minor units (ISO 4217), never float.
+
+ISO 4217 says how many decimals each currency has (JPY 0, USD 2, KWD 3, CLF 4); the `iso4217`
+package carries the published table, so no hand-kept copy of it can drift.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cache
+
+from iso4217 import Currency
+
+
+class UnknownCurrencyError(ValueError):
+    """Not an active ISO 4217 currency code."""
+
+
+@cache
+def minor_units(currency: str) -> int:
+    """Decimals of `currency` (ISO 4217 exponent): JPY 0, USD 2, KWD 3. Raises UnknownCurrencyError;
+    currencies without minor units in the table (XAU, XXX) count as 0."""
+    try:
+        exponent = Currency(currency.upper()).exponent
+    except (ValueError, KeyError):
+        raise UnknownCurrencyError(f"{currency!r} is not an ISO 4217 currency code") from None
+    return int(exponent or 0)
+
+
+def quantum(currency: str) -> Decimal:
+    """The smallest amount of `currency`: Decimal('0.01') for USD, Decimal('1') for JPY."""
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+def decimals(amount: Decimal) -> int:
+    """How many decimals `amount` really has (trailing zeros do not count: 12.50 has 1)."""
+    exponent = amount.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def fits(amount: Decimal, currency: str) -> bool:
+    """True when `amount` is a whole number of `currency`'s minor units."""
+    return decimals(amount) <= minor_units(currency)
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """`amount` as an integer count of minor units (12.50 USD -> 1250, 500 JPY -> 500).
+
+    Raises ValueError when the amount has more decimals than the currency allows."""
+    if not fits(amount, currency):
+        raise ValueError(f"{amount} has more decimals than {currency} allows ({minor_units(currency)})")
+    return int(amount.scaleb(minor_units(currency)))
+
+
+def from_minor(units: int, currency: str) -> Decimal:
+    """The amount of `units` minor units of `currency`, at the currency's scale."""
+    return Decimal(units).scaleb(-minor_units(currency)).quantize(quantum(currency))
