@@ -25,6 +25,7 @@ CONFIG = SandboxConfig.model_validate(
                     "catalog": {"111": [77, 78], "112": {"name": "Mug", "sku": "MUG-1", "price": "12.50"}},
                 },
                 "otherstore": {"token": "other-token"},
+                "multistore": {"token": "multi-token", "currencies": ["JPY", "KWD"]},
             }
         },
     }
@@ -183,6 +184,14 @@ INVALID = {
     "quantity zero": (custom_order(quantity=0), "products[0].quantity"),
     "read-only external_id": (catalog_order(external_id="abc"), "'external_id' cannot be written to"),
     "read-only status": (catalog_order(status="Shipped"), "'status' cannot be written to"),
+    "currency not enabled": (catalog_order(default_currency_code="EUR"), "EUR is not enabled"),
+    "currency not a code": (catalog_order(default_currency_code="usd"), "default_currency_code"),
+    "empty zip where postcodes exist": (
+        catalog_order(billing_address=billing(zip="")),
+        "billing_address.zip",
+    ),
+    "unpaired subtotal": (catalog_order(subtotal_ex_tax="1.00"), "requires subtotal_inc_tax"),
+    "negative discount": (catalog_order(discount_amount="-1"), "discount_amount"),
     "unknown product": (
         {"billing_address": billing(), "products": [{"product_id": 999, "quantity": 1}]},
         "999",
@@ -359,3 +368,68 @@ def test_runtime_credentials_and_reset(server):
         f"{server.url}/_sandbox/bigcommerce/config", json={"rate_limit": {"quota": 0}}, timeout=5
     )
     assert bad.status_code == 400
+
+
+# --- money ----------------------------------------------------------------------------------------
+
+
+def test_totals_follow_prices_discount_shipping_and_tax(server):
+    body = custom_order("ref-money", price_ex_tax="199.00", price_inc_tax="203.98", quantity=2)
+    body.update(discount_amount="5.00", shipping_cost_ex_tax="10.00", shipping_cost_inc_tax="10.50")
+    order = post(server, body).json()
+    assert order["subtotal_ex_tax"] == "398.0000" and order["subtotal_inc_tax"] == "407.9600"
+    assert order["discount_amount"] == "5.0000" and order["shipping_cost_tax"] == "0.5000"
+    assert order["total_ex_tax"] == "403.0000" and order["total_inc_tax"] == "413.4600"
+    assert order["total_tax"] == "10.4600"
+    assert order["currency_code"] == order["default_currency_code"] == "USD"
+    [kept] = sandbox_orders(server)
+    assert kept["order"]["total_inc_tax"] == "413.4600"
+
+
+def test_overrides_win_and_catalog_price_is_overridden(server):
+    body = catalog_order("ref-over", subtotal_ex_tax="3.00", subtotal_inc_tax="3.25")
+    body["products"] = [{"product_id": 112, "quantity": 3, "price_ex_tax": 1, "price_inc_tax": 1.0333}]
+    order = post(server, body).json()
+    assert order["subtotal_inc_tax"] == "3.2500" and order["total_inc_tax"] == "3.2500"
+    body = catalog_order("ref-total", total_ex_tax="30", total_inc_tax="33")
+    body["products"] = [{"product_id": 112, "quantity": 3}]  # the catalog's 12.50 a unit
+    order = post(server, body).json()
+    assert order["subtotal_inc_tax"] == "37.5000" and order["total_inc_tax"] == "33.0000"
+    body = catalog_order("ref-paid")
+    body["products"] = [{"product_id": 112, "quantity": 1, "price_ex_tax": 9.99, "price_inc_tax": 9.99}]
+    assert post(server, body).json()["total_inc_tax"] == "9.9900"
+
+
+def test_json_numbers_are_read_exactly(server):
+    raw = (
+        '{"billing_address": {"zip": "78751", "country_iso2": "US"}, "external_order_id": "ref-exact",'
+        ' "products": [{"name": "Gold", "quantity": 3, "price_ex_tax": 0.1, "price_inc_tax": 0.1},'
+        ' {"name": "Bar", "quantity": 1, "price_ex_tax": 123456789012.34, "price_inc_tax": 123456789012.34}]}'
+    )
+    r = requests.post(
+        orders_url(server), data=raw, headers={**AUTH, "Content-Type": "application/json"}, timeout=5
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["total_inc_tax"] == "123456789012.6400"
+
+
+def test_currency_must_be_enabled_on_the_store(server):
+    url = orders_url(server, "multistore")
+    headers = {"X-Auth-Token": "multi-token"}
+    body = custom_order("ref-jpy", price_ex_tax=59400, price_inc_tax=59400, quantity=1)
+    body["default_currency_code"] = "JPY"
+    order = requests.post(url, json=body, headers=headers, timeout=5).json()
+    assert order["currency_code"] == order["default_currency_code"] == "JPY"
+    assert order["store_default_currency_code"] == "USD" and order["total_inc_tax"] == "59400.0000"
+    body["default_currency_code"] = "EUR"
+    messages = assert_error_array(requests.post(url, json=body, headers=headers, timeout=5), 400)
+    assert any("EUR is not enabled on this store (USD, JPY, KWD)" in m for m in messages)
+    # a single-currency store takes its own currency, and nothing else
+    assert post(server, custom_order("ref-usd") | {"default_currency_code": "USD"}).status_code == 200
+
+
+def test_a_country_without_postcodes_may_send_an_empty_zip(server):
+    hk = billing(zip="", country="Hong Kong", country_iso2="HK", state="Kowloon")
+    assert post(server, catalog_order("ref-hk", billing_address=hk)).status_code == 200
+    messages = assert_error_array(post(server, catalog_order(billing_address={**hk, "zip": None})), 400)
+    assert any("'billing_address.zip' was not supplied" in m for m in messages)
