@@ -27,7 +27,12 @@ ORDER_TARGETS: frozenset[str] = frozenset(
         "notes",
         "payment_method",
         "shipping_total",
+        "shipping_tax",
+        "order_discount",
+        "total_tax",
+        "taxes_included",
         "total",
+        "test",
         "placed_at",
         "buyer.email",
         "buyer.first_name",
@@ -40,7 +45,17 @@ ORDER_TARGETS: frozenset[str] = frozenset(
         ),
     }
 )
-LINE_TARGETS: frozenset[str] = frozenset({"lines.sku", "lines.name", "lines.quantity", "lines.unit_price"})
+LINE_TARGETS: frozenset[str] = frozenset(
+    {
+        "lines.sku",
+        "lines.name",
+        "lines.variant_title",
+        "lines.quantity",
+        "lines.unit_price",
+        "lines.discount",
+        "lines.tax",
+    }
+)
 _FREE_FORM = re.compile(r"^(metadata|lines\.options)\.[A-Za-z0-9_-]{1,40}$")
 
 

@@ -180,6 +180,15 @@ def skip_reason(payload: Any) -> tuple[str, str] | None:
 CANONICAL_EVENT_TYPE = "order.created"
 
 
+def is_order_event(payload: Any) -> bool:
+    """False for a well-formed event of another type (answered 200 ignored, not refused)."""
+    return not (
+        isinstance(payload, dict)
+        and isinstance(payload.get("type"), str)
+        and payload["type"] != CANONICAL_EVENT_TYPE
+    )
+
+
 def from_canonical_event(payload: Any) -> dict[str, Any]:
     """`{"type": "order.created", "timestamp": ..., "data": <CanonicalOrder>}`."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):

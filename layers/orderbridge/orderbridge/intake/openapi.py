@@ -58,6 +58,13 @@ class AcceptedBody(BaseModel):
     tracking_id: TrackingId
     duplicate: bool = Field(description="True when this is a retry of an order already accepted.")
     status_url: str
+    status: Literal["FAILED", "SKIPPED"] | None = Field(
+        default=None,
+        description="Webhooks only, when the signed order was taken but not sent: FAILED (content the "
+        "pipeline cannot take; `error` has every field reason, the record is on the outcome table) or "
+        "SKIPPED (a test or cancelled order).",
+    )
+    error: ErrorDetail | None = None
 
 
 class CheckoutBody(AcceptedBody):
@@ -309,9 +316,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             },
         },
         "responses": {
-            "202": _json(AcceptedBody, "Accepted: the order is queued."),
-            "200": _json(IgnoredBody, "A topic that creates no order (shopify scheme)."),
-            **_errors(400, 401, 404, 409, 413, 415, 422, 429, 503),
+            "202": _json(
+                AcceptedBody,
+                "Taken: the order is queued; or, signed but not an order the pipeline can take (or a "
+                "test order), recorded on the outcome table with `status` FAILED (every reason in "
+                "`error`) or SKIPPED. A signed delivery is never refused for its content.",
+            ),
+            "200": _json(IgnoredBody, "An event that creates no order (another topic or event type)."),
+            **_errors(401, 404, 413, 503),
         },
     },
     ("GET", "/orders/{tracking_id}"): {

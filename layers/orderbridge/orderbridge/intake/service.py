@@ -222,20 +222,30 @@ class IntakeService:
         except SignatureError as exc:
             logger.warning("webhook signature rejected", extra={"source": source, "error_code": exc.code})
             raise IntakeRejectedError(401, exc.code, exc.message) from None
-        if _media_type(_header(headers, "content-type")) != JSON:
-            raise IntakeRejectedError(415, "UNSUPPORTED_MEDIA_TYPE", f"webhooks must be {JSON}")
-        payload = self._json(self._text(body))
-        if hook.scheme == "stripe" and isinstance(payload, dict) and isinstance(payload.get("id"), str):
-            event_id = payload["id"][:128]  # Stripe-style events carry their id in the signed body
+        # From here the signature holds: the sender cannot fix its payload, and a 4xx would only
+        # make it retry into the void. Whatever cannot be taken is recorded as a visible failure
+        # with every reason, and answered 2xx.
         route = hook.route
-        if hook.payload == "shopify":
-            topic = _header(headers, "x-shopify-topic")
-            if topic not in hook.topics:
-                logger.info("webhook topic ignored", extra={"source": source, "topic": topic})
-                return None
-            raw = mapping.from_shopify(payload)
-        else:
-            raw = mapping.from_canonical_event(payload)
+        try:
+            if _media_type(_header(headers, "content-type")) != JSON:
+                raise IntakeRejectedError(415, "UNSUPPORTED_MEDIA_TYPE", f"webhooks must be {JSON}")
+            payload = self._json(self._text(body))
+            if hook.scheme == "stripe" and isinstance(payload, dict) and isinstance(payload.get("id"), str):
+                event_id = payload["id"][:128]  # Stripe-style events carry their id in the signed body
+            if hook.payload == "shopify":
+                topic = _header(headers, "x-shopify-topic")
+                if topic not in hook.topics:
+                    logger.info("webhook topic ignored", extra={"source": source, "topic": topic})
+                    return None
+                raw = mapping.from_shopify(payload)
+            else:
+                if not mapping.is_order_event(payload):
+                    logger.info("webhook event type ignored", extra={"source": source})
+                    return None
+                raw = mapping.from_canonical_event(payload)
+        except IntakeRejectedError as exc:
+            identity = OrderIdentity.of(shop=hook.shop or source, source=source, event_id=event_id, body=body)
+            return self._record_refused(identity, source, None, exc)
         shop = hook.shop or source
         ext = raw.get("external_order_id") if isinstance(raw.get("external_order_id"), str) else None
         identity = OrderIdentity.of(
@@ -244,8 +254,6 @@ class IntakeService:
         try:
             order = self._validate(raw)
         except IntakeRejectedError as exc:
-            # The signature holds: the sender cannot fix this payload, and a 4xx would only make it
-            # retry into the void. Record the order as a visible failure with every field reason.
             return self._record_refused(identity, source, ext, exc)
         skip = mapping.skip_reason(payload) if hook.payload == "shopify" else None
         if order.test and not skip:
