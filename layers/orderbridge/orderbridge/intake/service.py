@@ -35,6 +35,7 @@ from orderbridge.exceptions import (
     IntakeRejectedError,
     IntakeUnavailableError,
     OrderConflictError,
+    RequestRejectedError,
     SignatureError,
 )
 from orderbridge.identity import OrderIdentity, TrackingIds, differing_fields
@@ -90,6 +91,17 @@ def field_errors(exc: ValidationError, rename: Mapping[str, str] | None = None) 
     return out
 
 
+# What a provider's refusal (RequestRejectedError code) is about, in the form's own field names.
+_PROVIDER_FIELDS = {
+    "ZIP_REQUIRED": "address[zip]",
+    "EMAIL_REQUIRED": "email",
+    "BILLING_ADDRESS_REQUIRED": "address[address1]",
+    "NAME_REQUIRED": "last_name",
+    "UNKNOWN_SKU": "items",
+    "CURRENCY_NOT_SUPPORTED": "currency",
+}
+
+
 def _form_field_name(path: str) -> str:
     """buyer.email -> email, billing_address.city -> address[city], lines.0.sku -> items[0][sku]."""
     parts = path.split(".")
@@ -117,7 +129,8 @@ class IntakeService:
         codec: EventCodec | None = None,
         requeue_received_after: float = 300.0,
         webhook_tolerance: int = 300,
-        max_body_bytes: int = 65536,
+        max_body_bytes: int = 2 * 1024 * 1024,
+        max_form_bytes: int = 64 * 1024,
         dispatcher_factory: Callable[[], Dispatcher] | None = None,
         post_limiter: PostRateLimiter | None = None,
         secret_refresh_interval: float = 10.0,
@@ -131,7 +144,8 @@ class IntakeService:
         self.codec = codec or EventCodec()
         self.requeue_received_after = requeue_received_after
         self.webhook_tolerance = webhook_tolerance
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes = max_body_bytes  # signed webhooks: a real order may have hundreds of lines
+        self.max_form_bytes = max_form_bytes  # a public form: a person's order, kept small
         self._dispatcher_factory = dispatcher_factory
         self._dispatcher: Dispatcher | None = None
         self.post_limiter = post_limiter
@@ -159,7 +173,7 @@ class IntakeService:
                 403, "ORIGIN_NOT_ALLOWED", "this form does not accept posts from that origin"
             )
         self._check_rate(form_key, form.rate_limit, ip)
-        self._check_size(body)
+        self._check_size(body, self.max_form_bytes)
         media = _media_type(content_type)
         text = self._text(body)
         if media == JSON:
@@ -177,6 +191,7 @@ class IntakeService:
             raise IntakeRejectedError(422, "SUBMISSION_REJECTED", "the submission was rejected")
         raw = mapping.from_form(fields, ip=ip, user_agent=user_agent)
         order = self._validate(raw, rename=_form_field_name)
+        self._check_destinations(cfg, form.route, order)
         submission_id = str(fields.get("submission_id") or "")[:128]
         identity = OrderIdentity.of(
             shop=form.shop or form.source,
@@ -264,6 +279,38 @@ class IntakeService:
         if skip:
             return self._record_skipped(identity, source, order, *skip)
         return self._accept_or_duplicate(identity, source, route, order, shop=hook.shop)
+
+    def _check_destinations(self, cfg: OrderbridgeConfig, route: str, order: CanonicalOrder) -> None:
+        """Forms: a person is there, so what a destination's provider would refuse (a zip where
+        BigCommerce needs one, a currency a store does not take) is a 422 now, not a failure after
+        the buyer left. Each adapter's own rules decide; nothing is sent."""
+        from orderbridge.providers.base import Delivery  # only form posts pay for the adapters
+        from orderbridge.providers.registry import get_provider_class
+
+        problems = []
+        for rd in cfg.routes[route].destinations:
+            destination = cfg.destinations[rd.destination]
+            delivery = Delivery(
+                tracking_id="ob_" + "0" * 32,
+                destination_id=rd.destination,
+                destination=destination,
+                order=order,
+                source="form",
+                catalog=rd.catalog,
+            )
+            try:
+                get_provider_class(destination.provider)(destination=destination).build_create(delivery)
+            except RequestRejectedError as exc:
+                field = _PROVIDER_FIELDS.get(exc.code, "order")
+                problems.append({"field": field, "code": exc.code, "message": exc.message})
+            except Exception:  # not the buyer's problem: the dispatcher records it if it recurs
+                logger.exception(
+                    "form check against a destination failed", extra={"destination": rd.destination}
+                )
+        if problems:
+            raise IntakeRejectedError(
+                422, "VALIDATION_FAILED", "the shop cannot take this order as it is", problems
+            )
 
     def _record_refused(
         self, identity: OrderIdentity, source: str, ext: str | None, exc: IntakeRejectedError
@@ -553,9 +600,10 @@ class IntakeService:
         secrets = value.get("secrets") or [value.get("secret") or value.get("token")]
         return [str(s) for s in secrets if s]
 
-    def _check_size(self, body: bytes) -> None:
-        if len(body) > self.max_body_bytes:
-            raise IntakeRejectedError(413, "BODY_TOO_LARGE", f"the body exceeds {self.max_body_bytes} bytes")
+    def _check_size(self, body: bytes, limit: int | None = None) -> None:
+        limit = limit or self.max_body_bytes
+        if len(body) > limit:
+            raise IntakeRejectedError(413, "BODY_TOO_LARGE", f"the body exceeds {limit} bytes")
 
     @staticmethod
     def _text(body: bytes) -> str:

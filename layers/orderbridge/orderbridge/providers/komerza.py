@@ -1,11 +1,30 @@
 """Komerza: `POST /stores/{store_id}/orders` with `Authorization: Bearer <api_key>`.
 
-The body names the payment method `gateway` (1..256) and needs `emailAddress` (<=256). An order is
-either `items[{productId, variantId, quantity}]` (the route's catalog gives the uuids) or, when the
-destination's settings say `mode: "cost"`, a product-less invoice for `cost` (0.01..1000000, the
-order's total) with no items. Every answer is the wrapper `{success, message, code, data}`: success
-is a 2xx *and* `success: true`, with the order at `data.id`; a 200 with `success: false` is an
-error. Errors keep the wrapper (`ValidationError`, `BadToken`, `RateLimited` with `Retry-After`).
+The body names the payment method `gateway` (1..256) and needs `emailAddress` (<=256): an order
+without an email is refused (EMAIL_REQUIRED). An order is either `items[{productId, variantId,
+quantity}]` (the route's catalog gives the uuids), priced by Komerza's catalog less its coupon, or a
+product-less invoice for an arbitrary `cost` (0.01..1000000) with no items. Komerza takes no
+address (only `countryCode`), so a buyer without a zip is never refused. Every answer is the
+wrapper `{success, message, code, data}`: success is a 2xx *and* `success: true`, with the order at
+`data.id`; a 200 with `success: false` is an error. Errors keep the wrapper (`ValidationError`,
+`BadToken`, `RateLimited` with `Retry-After`).
+
+Money. The create has no currency: the store's applies, named by `settings.currency` (default
+USD); an order in another currency is refused (CURRENCY_NOT_SUPPORTED), never charged as a number
+in the wrong currency. What the buyer pays reaches Komerza this way:
+
+* `items` when Komerza's own pricing gives that amount: the order states no price (a storefront
+  form: Komerza prices it and applies the coupon), or every line's catalog entry states Komerza's
+  `price` for it (a decimal in the store currency), the buyer paid exactly that with no discount
+  and no coupon, and the sum is what the buyer pays;
+* otherwise `cost` = the amount the buyer pays (lines, discounts, shipping, tax), with the coupon
+  not sent (it is already in the amount; Komerza would take it off again) and the lines, the
+  coupon and the amount kept in `metadata["orderbridge_order"]` (at most 500 characters: a long
+  list is cut with an ellipsis). `settings.on_price_difference: "refuse"` refuses such an order
+  instead (PRICE_NOT_EXPRESSIBLE). `settings.mode: "cost"` always sends `cost`.
+
+`cost` goes as a JSON number whose text is the exact decimal amount (checked: never a float that
+rounds). The adapter computes what Komerza will charge and `check_total` refuses a mismatch.
 
 Reference on the wire: `metadata["orderbridge_tracking_id"]` = tracking id (Komerza allows 20 keys,
 key <= 40, value <= 500; the order's own metadata shares those limits).
@@ -18,6 +37,7 @@ NEEDS_REVIEW instead of re-sending; a person checks the Komerza dashboard for th
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
@@ -34,7 +54,8 @@ from pydantic import (
 )
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
-from orderbridge.models.order import OrderLine
+from orderbridge.models import money
+from orderbridge.models.order import CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
     Provider,
@@ -45,6 +66,8 @@ from orderbridge.providers.base import (
 )
 
 REFERENCE_KEY = "orderbridge_tracking_id"
+ORDER_KEY = "orderbridge_order"
+DEFAULT_CURRENCY = "USD"
 AFFILIATE_KEY = "affiliate"
 MAX_METADATA_KEYS = 20
 MAX_METADATA_KEY = 40
@@ -84,7 +107,7 @@ class KzOrderCreate(_Wire):
     emailAddress: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     gateway: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     items: list[KzItem] | None = None
-    cost: Annotated[float, Field(ge=0.01, le=1000000)] | None = None
+    cost: Annotated[Decimal, Field(ge=Decimal("0.01"), le=Decimal(1000000))] | None = None
     sendReceipt: bool = True
     couponCode: Annotated[str, StringConstraints(max_length=32)] | None = None
     affiliateCode: Annotated[str, StringConstraints(max_length=256)] | None = None
@@ -151,16 +174,35 @@ class KomerzaProvider(Provider):
             body = self._create_body(delivery)
         except ValidationError as exc:
             raise RequestRejectedError("PROVIDER_LIMIT", _first_error(exc)) from exc
+        wire = body.model_dump(mode="json", exclude_none=True)
+        if body.cost is not None:
+            wire["cost"] = _exact_number(body.cost)
         return ProviderRequest(
-            method="POST",
-            url=url,
-            json=body.model_dump(mode="json", exclude_none=True),
-            headers={"Content-Type": "application/json"},
+            method="POST", url=url, json=wire, headers={"Content-Type": "application/json"}
         )
+
+    @property
+    def _currency(self) -> str:
+        currency = self.destination.settings.get("currency", DEFAULT_CURRENCY)
+        if not isinstance(currency, str):
+            currency = ""
+        try:
+            money.minor_units(currency)
+        except money.UnknownCurrencyError:
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED",
+                f"komerza settings.currency must be the store's ISO 4217 currency, not {currency!r}",
+            ) from None
+        return currency.upper()
 
     def _create_body(self, delivery: Delivery) -> KzOrderCreate:
         order = delivery.order
         settings = self.destination.settings
+        if not order.buyer.email:
+            raise RequestRejectedError(
+                "EMAIL_REQUIRED", "komerza requires the buyer's emailAddress, and this order has no email"
+            )
+        self.check_currency(order, {self._currency}, f"the Komerza store {self._store_id}")
         # The store's configured gateway wins: gateway ids belong to the Komerza store, while a
         # storefront's payment method ("manual", "card") is only a fallback for routes without one.
         gateway = settings.get("gateway") or order.payment_method
@@ -169,25 +211,32 @@ class KomerzaProvider(Provider):
                 "DESTINATION_MISCONFIGURED",
                 "komerza needs a payment gateway: settings.gateway or the order's payment_method",
             )
+        due = order.amount_due()
         items: list[KzItem] | None = None
-        cost: float | None = None
-        if self._mode == "cost":
-            if order.total is None:
+        cost: Decimal | None = None
+        charged: Decimal | None = None  # what Komerza will charge, when we can tell
+        why_cost = "settings.mode is 'cost'"
+        if self._mode == "items":
+            items, charged, why_cost = self._items(delivery, due)
+        if items is None:
+            if due is None:
                 raise RequestRejectedError(
-                    "MISSING_TOTAL", "komerza cost mode charges the order's total, and this order has none"
+                    "MISSING_TOTAL",
+                    "komerza cost mode charges what the buyer pays, and this order states no "
+                    "total and has lines without a price",
                 )
-            cost = float(order.total)
-        else:
-            items = []
-            for index, line in enumerate(order.lines):
-                try:
-                    items.append(self._item(delivery, line))
-                except ValidationError as exc:
-                    raise RequestRejectedError(
-                        "PROVIDER_LIMIT", f"items.{index}.{_first_error(exc)}"
-                    ) from exc
+            if self._mode == "items" and settings.get("on_price_difference", "cost") == "refuse":
+                raise RequestRejectedError(
+                    "PRICE_NOT_EXPRESSIBLE",
+                    f"komerza's catalog would not charge what the buyer pays ({due} {order.currency}): "
+                    f"{why_cost}",
+                )
+            cost = charged = due
+        self.check_total(charged, order)
 
         metadata = dict(order.metadata)
+        if cost is not None:
+            metadata[ORDER_KEY] = _summary(order, due)
         metadata[REFERENCE_KEY] = delivery.reference
         address = order.billing_address or order.shipping_address
         return KzOrderCreate(
@@ -196,7 +245,7 @@ class KomerzaProvider(Provider):
             items=items,
             cost=cost,
             sendReceipt=settings.get("send_receipt", True),
-            couponCode=order.coupon,
+            couponCode=order.coupon if cost is None else None,
             affiliateCode=order.metadata.get(AFFILIATE_KEY) or None,
             returnUrl=settings.get("return_url"),
             metadata=metadata,
@@ -205,12 +254,49 @@ class KomerzaProvider(Provider):
             countryCode=address.country if address else None,
         )
 
-    @staticmethod
-    def _item(delivery: Delivery, line: OrderLine) -> KzItem:
+    def _items(
+        self, delivery: Delivery, due: Decimal | None
+    ) -> tuple[list[KzItem] | None, Decimal | None, str]:
+        """The items, with what Komerza's catalog will charge for them (None: Komerza prices them),
+        or no items and the reason when they would not charge what the buyer pays."""
+        order = delivery.order
+        if due is not None and any(line.sku is None for line in order.lines):
+            return None, None, "a line without a SKU is not a Komerza product"
+        items: list[KzItem] = []
+        catalog_total: Decimal | None = Decimal(0)
+        differs = ""
+        for index, line in enumerate(order.lines):
+            try:
+                item, price = self._item(delivery, line)
+            except ValidationError as exc:
+                raise RequestRejectedError("PROVIDER_LIMIT", f"items.{index}.{_first_error(exc)}") from exc
+            items.append(item)
+            if price is None or catalog_total is None:
+                catalog_total = None
+                continue
+            catalog_total += price * line.quantity
+            if line.unit_price is not None and (line.unit_price != price or line.discount):
+                differs = differs or (
+                    f"lines.{index} was paid {line.unit_price} less {line.discount}, "
+                    f"Komerza's price is {price}"
+                )
+        if due is None:
+            return items, None, ""
+        if differs:
+            return None, None, differs
+        if catalog_total is None:
+            return None, None, "the route's catalog does not state Komerza's prices"
+        if order.coupon:
+            return None, None, "Komerza would apply the coupon by its own rule"
+        if catalog_total != due:
+            return None, None, f"its catalog prices add up to {catalog_total}"
+        return items, catalog_total, ""
+
+    def _item(self, delivery: Delivery, line: OrderLine) -> tuple[KzItem, Decimal | None]:
         if line.sku is None:
             raise RequestRejectedError(
                 "CUSTOM_LINE_UNSUPPORTED",
-                f"komerza orders need catalog products; line {line.name!r} has no SKU "
+                f"komerza orders need catalog products; line {line.name!r} has no SKU and no price "
                 "(use settings.mode 'cost' for product-less invoices)",
             )
         ref = delivery.catalog.get(line.sku)
@@ -226,7 +312,8 @@ class KomerzaProvider(Provider):
                 "DESTINATION_MISCONFIGURED",
                 f"catalog entry for SKU {line.sku!r} needs productId and variantId for komerza",
             )
-        return KzItem(productId=product_id, variantId=variant_id, quantity=line.quantity)
+        price = _catalog_price(ref, line.sku, self._currency)
+        return KzItem(productId=product_id, variantId=variant_id, quantity=line.quantity), price
 
     def parse_create(self, response: requests.Response) -> ProviderResult:
         kind = self.classify_status(response.status_code)
@@ -285,6 +372,57 @@ class KomerzaProvider(Provider):
                 message = f"{message or 'invalid request'} ({fields})"
         error_code = f"KOMERZA_{code}" if code else f"KOMERZA_{response.status_code}"
         return self._result(response, kind, error_code, str(message or response.reason or "no message"))
+
+
+def _catalog_price(ref: dict[str, Any], sku: str, currency: str) -> Decimal | None:
+    """Komerza's price for the variant as the route's catalog states it (`price`, store currency)."""
+    raw = ref.get("price")
+    if raw is None:
+        return None
+    try:
+        price = Decimal(str(raw))
+    except InvalidOperation:
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0 or not money.fits(price, currency):
+        raise RequestRejectedError(
+            "DESTINATION_MISCONFIGURED",
+            f"catalog entry for SKU {sku!r}: price {raw!r} is not an amount in {currency}",
+        )
+    return price
+
+
+def _exact_number(amount: Decimal) -> float:
+    """`amount` as a JSON number whose text is exactly the amount (json writes a float's shortest
+    round-trip form, so 409.94 goes as 409.94). Refused if a float cannot say it exactly."""
+    number = float(amount)
+    if Decimal(repr(number)) != amount:
+        raise RequestRejectedError("PROVIDER_LIMIT", f"cost: {amount} cannot be sent exactly as a number")
+    return number
+
+
+def _summary(order: CanonicalOrder, due: Decimal | None) -> str:
+    """The order behind a product-less `cost`, for people reading it in Komerza (<= 500 chars)."""
+    parts = [f"{due} {order.currency}"]
+    if order.coupon:
+        parts.append(f"coupon {order.coupon}")
+    for line in order.lines:
+        text = f"{line.quantity} x {line.name or line.sku}"
+        if line.sku and line.name:
+            text += f" [{line.sku}]"
+        if line.unit_price is not None:
+            text += f" @ {line.unit_price}"
+        if line.discount:
+            text += f" less {line.discount}"
+        options = ", ".join(f"{k}: {v}" for k, v in line.options.items() if v)
+        parts.append(f"{text} ({options})" if options else text)
+    if order.order_discount:
+        parts.append(f"order discount {order.order_discount}")
+    if order.shipping_total:
+        parts.append(f"shipping {order.shipping_total}")
+    if order.tax():
+        parts.append(f"tax {order.tax()}{' included' if order.taxes_included else ''}")
+    text = "; ".join(parts)
+    return text if len(text) <= MAX_METADATA_VALUE else text[: MAX_METADATA_VALUE - 1] + "\u2026"
 
 
 def _field_errors(errors: Any) -> str:

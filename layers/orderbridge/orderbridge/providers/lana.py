@@ -2,11 +2,47 @@
 
 The body is an ARRAY of exactly one OrderCreate (the API follows the "multiple objects" convention
 but creates one order per call). Addresses need `address1, city, country (2), name, province, zip`
-when sent; catalog lines are `line_items[{variant_id, quantity, fields}]`; a line without a SKU
-becomes a `custom_items` entry that its line item points at with `custom_item_index`.
+when sent; catalog lines are `line_items[{variant_id, quantity}]`; a custom line is a
+`custom_items` entry (`title`, `price` in minor units, `physical`, `taxable`) that its line item
+points at with `custom_item_index`.
 The answer is an array of Order (`id`, and `number` for people). Errors carry numeric codes: 1000
 invalid input (with `meta.fields`), 1001 order error, 429 rate limit; the envelope is read both as
 `{"error": {code, message, meta}}` and as a bare `{code, message, meta}`.
+
+Money (seed 003: an OrderCreate has no price, discount, shipping or tax amount; only a custom
+item's `price`). Lana's order total is the sum of its lines: a variant at Lana's own catalog price,
+a custom item at its `price`; a `discount_code` is evaluated by Lana's own rules, a
+`shipping_rate_ids` entry is priced by Lana, tax by the shop's tax classes, none of which we know.
+So an order whose every line is priced (what the buyer paid) is sent so that Lana's sum is that:
+
+* a line goes as its catalog variant only when the route's catalog entry states the variant's Lana
+  `price` (a decimal in the order's currency) and the buyer paid exactly that per unit, with no
+  discount; otherwise as a custom item titled with the line's name (and SKU) at the price the buyer
+  paid per unit after the line's discount and its share of the order discount (a line whose net
+  does not divide by its quantity becomes two custom items, e.g. 3 for 10.00 is 2 x 3.33 + 1 x 3.34);
+* shipping (after its discounts) and, when prices exclude it, the order's tax are custom items
+  `Shipping` and `Tax` (`physical: false`); every custom item is `taxable: false`, so Lana adds no
+  tax of its own on top of what the buyer paid (`settings.custom_items_taxable` applies only to
+  custom lines of an order Lana prices itself);
+* the coupon is not sent as `discount_code` (Lana would take it off a second time): the tag
+  `discount_code:<code>` keeps it, and `tax_included:<amount>` the tax inside tax-inclusive prices.
+
+An order with an unpriced line is priced by Lana (variants at its catalog price, `discount_code`
+sent); if it also states a total we cannot verify, it is refused (PRICE_UNKNOWN). Either way the
+adapter computes the total Lana will compute and `check_total` refuses a mismatch (TOTAL_MISMATCH).
+Amounts are integers in the currency's ISO 4217 minor units (`orderbridge.models.money`: JPY and
+XOF 0 decimals, KWD and IQD 3). `settings.currencies` (a list) restricts the currencies the shop
+takes (CURRENCY_NOT_SUPPORTED).
+
+Line properties: Lana's line item `fields` belong to a product's field set (`field_set_id`,
+`field_index`, `choice_index`), which a storefront's free-text properties do not map to; they are
+carried where Lana keeps free text, as order tags `line <n> <name>: <value>` (empty values left out).
+
+Addresses: a billing address Lana cannot take (no zip, e.g. Hong Kong; no province; no name) is
+left out (Lana does not need one: the buyer has paid at the source); a shipping address it cannot
+take refuses the delivery (ADDRESS_ZIP_REQUIRED, ADDRESS_PROVINCE_REQUIRED, ADDRESS_NAME_REQUIRED),
+as an order without where it goes is not the buyer's order. No email: `customer_email` is left out
+and the buyer's phone goes as `mobile` (Lana requires neither).
 
 Reference on the wire: the tag `orderbridge:<tracking id>`, and the `Idempotency-Key` header
 (tracking id + a digest of the destination id), stable across retries. Lana answers a byte-identical
@@ -19,14 +55,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
-from orderbridge.models.order import Address, OrderLine
+from orderbridge.models import money
+from orderbridge.models.order import Address, CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
     Provider,
@@ -39,6 +77,9 @@ from orderbridge.providers.base import (
 SHOP_ID_PATTERN = r"^sh_[A-Za-z0-9_-]+$"
 REFERENCE_TAG = "orderbridge:{tracking_id}"
 RATE_LIMITED = 429
+MAX_PRICE = 2**63 - 1  # Lana's money is int64 minor units
+SHIPPING_TITLE = "Shipping"
+TAX_TITLE = "Tax"
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
@@ -62,12 +103,6 @@ class LnAddress(_Wire):
     zip: NonEmpty
 
 
-class LnField(_Wire):
-    label: NonEmpty
-    value: str
-    type: Literal["text"] = "text"
-
-
 class LnIndex(_Wire):
     value: Annotated[int, Field(ge=0)]
 
@@ -76,7 +111,6 @@ class LnLineItem(_Wire):
     variant_id: NonEmpty | None = None
     custom_item_index: LnIndex | None = None
     quantity: Annotated[int, Field(ge=1)]
-    fields: list[LnField] | None = None
 
     @model_validator(mode="after")
     def _variant_or_custom(self) -> LnLineItem:
@@ -87,7 +121,7 @@ class LnLineItem(_Wire):
 
 class LnCustomItem(_Wire):
     title: NonEmpty
-    price: Annotated[int, Field(ge=0)]  # minor units (cents), as Lana stores money
+    price: Annotated[int, Field(ge=0, le=MAX_PRICE)]  # the currency's minor units, as Lana stores money
     physical: bool
     taxable: bool
 
@@ -97,7 +131,8 @@ class LnOrderCreate(_Wire):
     shipping_address: LnAddress | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     custom_items: list[LnCustomItem] | None = None
-    customer_email: NonEmpty
+    customer_email: NonEmpty | None = None
+    mobile: NonEmpty | None = None
     discount_code: str | None = None
     gateway_id: str | None = None
     line_items: list[LnLineItem] = Field(min_length=1)
@@ -118,27 +153,6 @@ class LnError(BaseModel):
     code: int | str | None = None
     message: str | None = None
     meta: dict[str, Any] | None = None
-
-
-# ISO 4217 currencies whose minor unit is not 1/100
-_MINOR_UNIT_EXPONENT = {
-    "JPY": 0,
-    "KRW": 0,
-    "VND": 0,
-    "CLP": 0,
-    "ISK": 0,
-    "BHD": 3,
-    "KWD": 3,
-    "OMR": 3,
-    "JOD": 3,
-    "TND": 3,
-}
-
-
-def _money(value: Any, currency: str = "USD") -> int:
-    """Lana takes amounts as integers in the currency's minor unit: 3.50 USD -> 350."""
-    exponent = _MINOR_UNIT_EXPONENT.get(currency, 2)
-    return int((Decimal(str(value)) * (10**exponent)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 class LanaProvider(Provider):
@@ -185,59 +199,88 @@ class LanaProvider(Provider):
     def _create_body(self, delivery: Delivery) -> LnOrderCreate:
         order = delivery.order
         settings = self.destination.settings
-        line_items: list[LnLineItem] = []
-        custom_items: list[LnCustomItem] = []
-        for index, line in enumerate(order.lines):
-            try:
-                line_items.append(self._line_item(delivery, line, custom_items))
-            except ValidationError as exc:
-                raise RequestRejectedError(
-                    "PROVIDER_LIMIT", f"line_items.{index}.{_first_error(exc)}"
-                ) from exc
+        accepted = settings.get("currencies")
+        if accepted is not None:
+            self.check_currency(order, {str(c).upper() for c in accepted}, f"Lana shop {self._shop_id}")
+        priced = order.priced
+        if not priced and order.total is not None:
+            unpriced = next(i for i, line in enumerate(order.lines) if line.unit_price is None)
+            raise RequestRejectedError(
+                "PRICE_UNKNOWN",
+                f"lines.{unpriced} has no price: Lana would price it from its catalog, and the buyer "
+                f"paid a stated total of {order.total} {order.currency} that cannot be verified",
+            )
+        cart = _Cart(order.currency)
+        shares = _discount_shares(order) if priced else [Decimal(0)] * len(order.lines)
+        tags = [REFERENCE_TAG.format(tracking_id=delivery.reference)]
+        for index, (line, share) in enumerate(zip(order.lines, shares, strict=True)):
+            self._add_line(delivery, index, line, share, cart)
+            tags += [f"line {index + 1} {name}: {value}" for name, value in line.options.items() if value]
+        discount_code = order.coupon
+        if priced:
+            if order.shipping_total:
+                cart.custom(SHIPPING_TITLE, order.shipping_total, 1, physical=False)
+            if order.taxes_included and order.tax():
+                tags.append(f"tax_included:{order.tax()}")
+            elif not order.taxes_included and order.tax():
+                cart.custom(TAX_TITLE, order.tax(), 1, physical=False)
+            if order.coupon:
+                tags.append(f"discount_code:{order.coupon}")
+                discount_code = None  # already in the prices: Lana would take it off again
+        if order.test:
+            tags.append("test")
+        self.check_total(cart.total(), order)
+        buyer = order.buyer
         return LnOrderCreate(
-            billing_address=_address(order.billing_address, "billing_address"),
-            shipping_address=_address(order.shipping_address, "shipping_address"),
+            billing_address=_address(order.billing_address, "billing_address", order, required=False),
+            shipping_address=_address(order.shipping_address, "shipping_address", order, required=True),
             currency=order.currency,
-            custom_items=custom_items or None,
-            customer_email=str(order.buyer.email),
-            discount_code=order.coupon,
+            custom_items=cart.custom_items or None,
+            customer_email=buyer.email,
+            mobile=None if buyer.email else (buyer.phone or None),
+            discount_code=discount_code,
             gateway_id=str(settings["gateway_id"]) if settings.get("gateway_id") else None,
-            line_items=line_items,
-            tags=[REFERENCE_TAG.format(tracking_id=delivery.reference)],
+            line_items=cart.line_items,
+            tags=tags,
         )
 
-    def _line_item(self, delivery: Delivery, line: OrderLine, custom_items: list[LnCustomItem]) -> LnLineItem:
-        fields = [LnField(label=label, value=value) for label, value in line.options.items()] or None
-        if line.sku is None:
-            if line.unit_price is None:
+    def _add_line(self, delivery: Delivery, index: int, line: OrderLine, share: Decimal, cart: _Cart) -> None:
+        """The line as a variant (Lana's price is what the buyer paid, or no price is known) or as
+        custom items at what the buyer paid per unit."""
+        ref: dict[str, Any] | None = None
+        if line.sku is not None:
+            ref = delivery.catalog.get(line.sku)
+            if ref is None:
                 raise RequestRejectedError(
-                    "CUSTOM_PRODUCT_NEEDS_PRICE", f"custom product {line.name!r} needs a unit_price"
+                    "UNKNOWN_SKU",
+                    f"SKU {line.sku!r} is not in the route's catalog for {delivery.destination_id}",
                 )
-            settings = self.destination.settings
-            custom_items.append(
-                LnCustomItem(
-                    title=line.name or "",
-                    price=_money(line.unit_price, delivery.order.currency),
-                    physical=settings.get("custom_items_physical", True),
-                    taxable=settings.get("custom_items_taxable", True),
+            variant_id = ref.get("variant_id", ref.get("variantId"))
+            if variant_id is None:
+                raise RequestRejectedError(
+                    "DESTINATION_MISCONFIGURED",
+                    f"catalog entry for SKU {line.sku!r} needs a variant_id for lana",
                 )
-            )
-            return LnLineItem(
-                custom_item_index=LnIndex(value=len(custom_items) - 1), quantity=line.quantity, fields=fields
-            )
-        ref = delivery.catalog.get(line.sku)
-        if ref is None:
+            lana_price = _catalog_price(ref, line.sku, cart.currency)
+            if line.unit_price is None or (lana_price == line.unit_price and not line.discount and not share):
+                cart.variant(str(variant_id), line.quantity, lana_price, where=f"line_items.{index}")
+                return
+        elif line.unit_price is None:
             raise RequestRejectedError(
-                "UNKNOWN_SKU",
-                f"SKU {line.sku!r} is not in the route's catalog for {delivery.destination_id}",
+                "CUSTOM_PRODUCT_NEEDS_PRICE", f"custom product {line.name!r} needs a unit_price"
             )
-        variant_id = ref.get("variant_id", ref.get("variantId"))
-        if variant_id is None:
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED",
-                f"catalog entry for SKU {line.sku!r} needs a variant_id for lana",
-            )
-        return LnLineItem(variant_id=str(variant_id), quantity=line.quantity, fields=fields)
+        net = line.net()
+        assert net is not None
+        title = line.name or line.sku or ""
+        if line.sku is not None and line.name is not None:
+            title = f"{line.name} [{line.sku}]"
+        settings = self.destination.settings
+        physical = bool(settings.get("custom_items_physical", True))
+        # priced by the buyer: the tax is in the order already (a Tax item, or inside the prices)
+        taxable = False if delivery.order.priced else bool(settings.get("custom_items_taxable", True))
+        cart.split(
+            title, net - share, line.quantity, physical=physical, taxable=taxable, where=f"line_items.{index}"
+        )
 
     def parse_create(self, response: requests.Response) -> ProviderResult:
         kind = self.classify_status(response.status_code)
@@ -288,13 +331,128 @@ class LanaProvider(Provider):
         return self._result(response, kind, f"LANA_{code}", message)
 
 
-def _address(address: Address | None, where: str) -> LnAddress | None:
+class _Cart:
+    """The line items and custom items of the request, and the total Lana will compute from them."""
+
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+        self.line_items: list[LnLineItem] = []
+        self.custom_items: list[LnCustomItem] = []
+        self._total = 0  # minor units
+        self._known = True
+
+    def variant(self, variant_id: str, quantity: int, price: Decimal | None, *, where: str) -> None:
+        try:
+            self.line_items.append(LnLineItem(variant_id=variant_id, quantity=quantity))
+        except ValidationError as exc:
+            raise RequestRejectedError("PROVIDER_LIMIT", f"{where}.{_first_error(exc)}") from exc
+        if price is None:
+            self._known = False
+        else:
+            self._total += money.to_minor(price, self.currency) * quantity
+
+    def custom(
+        self, title: str, price: Decimal, quantity: int, *, physical: bool, where: str = "custom_items"
+    ) -> None:
+        units = money.to_minor(price, self.currency)
+        self._custom(title, units, quantity, physical=physical, taxable=False, where=where)
+
+    def split(
+        self, title: str, net: Decimal, quantity: int, *, physical: bool, taxable: bool, where: str
+    ) -> None:
+        """`net` for `quantity` units as whole minor units per unit: one custom item when it divides,
+        else two (the remainder's units one minor unit dearer), so the sum is exactly `net`."""
+        units = money.to_minor(net, self.currency)
+        each, rest = divmod(units, quantity)
+        if rest:
+            self._custom(title, each + 1, rest, physical=physical, taxable=taxable, where=where)
+        if quantity - rest:
+            self._custom(title, each, quantity - rest, physical=physical, taxable=taxable, where=where)
+
+    def _custom(
+        self, title: str, price: int, quantity: int, *, physical: bool, taxable: bool, where: str
+    ) -> None:
+        try:
+            self.custom_items.append(
+                LnCustomItem(title=title, price=price, physical=physical, taxable=taxable)
+            )
+            self.line_items.append(
+                LnLineItem(custom_item_index=LnIndex(value=len(self.custom_items) - 1), quantity=quantity)
+            )
+        except ValidationError as exc:
+            raise RequestRejectedError("PROVIDER_LIMIT", f"{where}.{_first_error(exc)}") from exc
+        self._total += price * quantity
+
+    def total(self) -> Decimal | None:
+        """What Lana will charge (the sum of its lines), None when a catalog price is unknown."""
+        return money.from_minor(self._total, self.currency) if self._known else None
+
+
+def _catalog_price(ref: dict[str, Any], sku: str, currency: str) -> Decimal | None:
+    """The variant's Lana price stated in the route's catalog entry (`price`, in `currency`)."""
+    raw = ref.get("price")
+    if raw is None:
+        return None
+    try:
+        price = Decimal(str(raw))
+    except InvalidOperation:
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0 or not money.fits(price, currency):
+        raise RequestRejectedError(
+            "DESTINATION_MISCONFIGURED",
+            f"catalog entry for SKU {sku!r}: price {raw!r} is not an amount in {currency}",
+        )
+    return price
+
+
+def _discount_shares(order: CanonicalOrder) -> list[Decimal]:
+    """The order discount spread over the lines in proportion to their net, in whole minor units
+    (largest remainders get the odd units), so the shares add up to it exactly."""
+    units = money.to_minor(order.order_discount, order.currency)
+    nets = [money.to_minor(line.net() or Decimal(0), order.currency) for line in order.lines]
+    base = sum(nets)
+    if not units or not base:
+        return [Decimal(0)] * len(nets)
+    exact = [units * net for net in nets]
+    shares = [e // base for e in exact]
+    order_of_remainders = sorted(range(len(nets)), key=lambda i: (-(exact[i] % base), i))
+    for i in order_of_remainders[: units - sum(shares)]:
+        shares[i] += 1
+    return [money.from_minor(share, order.currency) for share in shares]
+
+
+@dataclass(frozen=True)
+class _Missing:
+    field: str
+    code: str
+
+
+_ADDRESS_NEEDS = (
+    _Missing("name", "ADDRESS_NAME_REQUIRED"),
+    _Missing("province", "ADDRESS_PROVINCE_REQUIRED"),
+    _Missing("zip", "ADDRESS_ZIP_REQUIRED"),
+)
+
+
+def _address(
+    address: Address | None, where: str, order: CanonicalOrder, *, required: bool
+) -> LnAddress | None:
+    """The address as Lana takes it. One it cannot take is left out (`required=False`) or refused."""
     if address is None:
         return None
-    if not address.province:
-        raise RequestRejectedError(
-            "PROVIDER_LIMIT", f"{where}.province: Lana requires a province (state/region) in an address"
-        )
+    name = " ".join(n for n in (address.first_name, address.last_name) if n)
+    if not name:
+        name = " ".join(n for n in (order.buyer.first_name, order.buyer.last_name) if n)
+    given = {"name": name, "province": address.province, "zip": address.zip}
+    for need in _ADDRESS_NEEDS:
+        if not given[need.field]:
+            if not required:
+                return None
+            raise RequestRejectedError(
+                need.code,
+                f"{where}.{need.field}: Lana requires a {need.field} in an address, and this "
+                f"{address.country} address has none",
+            )
     try:
         return LnAddress(
             address1=address.address1,
@@ -302,12 +460,14 @@ def _address(address: Address | None, where: str) -> LnAddress | None:
             city=address.city,
             company=address.company,
             country=address.country,
-            name=f"{address.first_name} {address.last_name}",
+            name=name,
             phone=address.phone,
-            province=address.province,
-            zip=address.zip,
+            province=str(address.province),
+            zip=str(address.zip),
         )
     except ValidationError as exc:
+        if not required:
+            return None
         raise RequestRejectedError("PROVIDER_LIMIT", f"{where}.{_first_error(exc)}") from exc
 
 

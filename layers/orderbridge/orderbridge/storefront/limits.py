@@ -22,14 +22,15 @@ def _constraints(model: type[BaseModel], name: str) -> dict[str, Any]:
         if branch.get("type") != "null":
             prop.update(branch)
     out: dict[str, Any] = {"required": name in schema.get("required", [])}
-    for key, attr in (
-        ("minLength", "minlength"),
-        ("maxLength", "maxlength"),
-        ("minimum", "min"),
-        ("maximum", "max"),
+    for keys, attr in (
+        (("minLength",), "minlength"),
+        (("maxLength",), "maxlength"),
+        (("minimum", "ge"), "min"),  # pydantic leaves `ge`/`le` as they are behind a BeforeValidator
+        (("maximum", "le"), "max"),
     ):
-        if key in prop:
-            out[attr] = prop[key]
+        for key in keys:
+            if key in prop:
+                out[attr] = prop[key]
     if "pattern" in prop:
         out["pattern"] = str(prop["pattern"]).removeprefix("^").removesuffix("$")  # HTML anchors it
         # the model checks the pattern before it upper-cases: the script upper-cases as the buyer types

@@ -9,13 +9,20 @@ the snippet gets absolute ones because it lives on the shop's own page.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
 from html import escape
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from orderbridge.models import money
 from orderbridge.storefront.limits import field_limits, line_limits
+
+if TYPE_CHECKING:
+    from orderbridge.models.config import Route
 
 SCRIPT = "orderbridge-form.js"
 STYLESHEET = "orderbridge-form.css"
@@ -41,7 +48,7 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str, str, str], ...]], ...] = (
             ("address[city]", "City", "text", "address-level2"),
             ("address[province]", "State or province", "text", "address-level1"),
             ("address[zip]", "Postal code", "text", "postal-code"),
-            ("address[country]", "Country code (2 letters, e.g. US)", "text", "country"),
+            ("address[country]", "Country", "select", "country"),
         ),
     ),
 )
@@ -53,8 +60,12 @@ FRIENDLY = {  # pydantic's wording for the common cases, in a buyer's words
 
 @dataclass(frozen=True)
 class Item:
+    """One row of the form's items; `price` and `currency` from the route's `items` (None: unpriced)."""
+
     sku: str
     label: str
+    price: Decimal | None = None
+    currency: str | None = None
 
 
 @dataclass
@@ -64,6 +75,16 @@ class FormState:
     values: Mapping[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     general: list[str] = field(default_factory=list)
+
+
+def route_items(route: Route) -> list[Item]:
+    """The route's priced `items` in their configured order; a route without them lists its catalogs."""
+    if route.items:
+        return [
+            Item(sku=sku, label=item.name, price=item.unit_price, currency=item.currency)
+            for sku, item in route.items.items()
+        ]
+    return catalog_items([d.catalog for d in route.destinations])
 
 
 def catalog_items(catalogs: Sequence[Mapping[str, Mapping[str, Any]]]) -> list[Item]:
@@ -94,12 +115,16 @@ def form_errors(
         match = re.fullmatch(r"items\[(\d+)\](.*)", name)
         if match and int(match.group(1)) < len(rows):
             name = f"items[{rows[int(match.group(1))]}]{match.group(2)}"
-            if match.group(2) in ("", "[sku]", "[name]"):
+            if match.group(2) in ("", "[name]"):
                 name = "items"
         message = FRIENDLY.get(f.get("code", ""), f.get("message", "Invalid value."))
         if name == "items" and f.get("code") == "too_short":
             message = "Choose at least one item."
-        if name in _known_fields() or re.fullmatch(r"items\[\d+\]\[quantity\]", name) or name == "items":
+        if (
+            name in _known_fields()
+            or re.fullmatch(r"items\[\d+\]\[(quantity|sku)\]", name)
+            or name == "items"
+        ):
             state.errors.setdefault(name, message)
         else:
             state.general.append(f"{name}: {message}")
@@ -115,6 +140,34 @@ def chosen_rows(values: Mapping[str, Any]) -> list[int]:
     return [
         int(k) for k in keys if str(k).isdigit() and isinstance(items[k], Mapping) and items[k].get("sku")
     ]
+
+
+@cache
+def countries() -> tuple[tuple[str, str], ...]:
+    """ISO 3166-1 (code, name) pairs sorted by name, from `pycountry` (the ISO tables as published);
+    the everyday name where ISO's is formal ("Bolivia", not "Bolivia, Plurinational State of")."""
+    import pycountry  # only pages need it: the intake's other paths never load its tables
+
+    def key(pair: tuple[str, str]) -> str:
+        return unicodedata.normalize("NFKD", pair[1]).encode("ascii", "ignore").decode().casefold()
+
+    pairs = [(c.alpha_2, getattr(c, "common_name", None) or c.name) for c in pycountry.countries]
+    return tuple(sorted(pairs, key=key))
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """The server's rendering of an amount ("1,234.50 USD"); the script shows the browser's own."""
+    places = money.minor_units(currency)
+    return f"{amount.quantize(money.quantum(currency)):,.{places}f} {currency}"
+
+
+def _amount(amount: Decimal, currency: str, extra: str = "") -> str:
+    """An amount the script re-renders with Intl.NumberFormat (the page's language)."""
+    value = amount.quantize(money.quantum(currency))
+    return (
+        f'<span class="ob-amount" data-ob-amount="{value}" data-ob-currency="{escape(currency)}"{extra}>'
+        f"{escape(format_money(amount, currency))}</span>"
+    )
 
 
 def _known_fields() -> set[str]:
@@ -159,18 +212,60 @@ def _error(fid: str, name: str, message: str | None) -> str:
     )
 
 
+def _select(fid: str, name: str, autocomplete: str, state: FormState, attrs: str) -> str:
+    """The country list: ISO 3166-1 codes as values, names as text; the kept value selected."""
+    current = _value(state.values, name).strip().upper()
+    options = "".join(
+        f'<option value="{code}"{" selected" if code == current else ""}>{escape(label)}</option>'
+        for code, label in countries()
+    )
+    return (
+        f'<select id="{fid}" name="{escape(name)}" autocomplete="{autocomplete}"{attrs}>'
+        f'<option value="">Choose a country</option>{options}</select>'
+    )
+
+
 def _input(form_key: str, spec: tuple[str, str, str, str], state: FormState, focus: _Autofocus) -> str:
     name, label, kind, autocomplete = spec
     limits = field_limits()[name]
     fid, message = _id(form_key, name), state.errors.get(name)
     mark = '<span class="ob-required" aria-hidden="true"> *</span>' if limits.get("required") else ""
     invalid = INVALID if message else ""
+    if kind == "select":
+        required = " required" if limits.get("required") else ""
+        attrs = f' aria-describedby="{fid}-error"{required}{invalid}{focus(bool(message))}'
+        return (
+            f'<div class="ob-field"><label for="{fid}">{escape(label)}{mark}</label>'
+            f"{_select(fid, name, autocomplete, state, attrs)}{_error(fid, name, message)}</div>"
+        )
     extra = ' autocapitalize="characters" data-ob-upper' if limits.get("upper") else ""
     return (
         f'<div class="ob-field"><label for="{fid}">{escape(label)}{mark}</label>'
         f'<input id="{fid}" name="{escape(name)}" type="{kind}" autocomplete="{autocomplete}"'
         f'{_attrs(limits)}{extra} aria-describedby="{fid}-error"{invalid}{focus(bool(message))}'
         f' value="{escape(_value(state.values, name))}">{_error(fid, name, message)}</div>'
+    )
+
+
+def _quantity(values: Mapping[str, Any], name: str) -> int | None:
+    text = _value(values, name).strip() or "1"
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
+
+
+def _total(items: Sequence[Item], state: FormState) -> str:
+    """The running total (the script keeps it current); after a plain post, of the chosen rows."""
+    currency = next((item.currency for item in items if item.currency), None)
+    if currency is None:
+        return ""
+    chosen = set(chosen_rows(state.values)) if state.values else set()
+    total = Decimal(0)
+    for i, item in enumerate(items):
+        quantity = _quantity(state.values, f"items[{i}][quantity]") if i in chosen else None
+        if item.price is not None and quantity is not None:
+            total += item.price * quantity
+    return (
+        f'<p class="ob-total" data-ob-total>Total: <output aria-live="polite" data-ob-total-value>'
+        f"{_amount(total, currency)}</output></p>"
     )
 
 
@@ -181,33 +276,47 @@ def _items(form_key: str, items: Sequence[Item], state: FormState, focus: _Autof
     chosen = set(chosen_rows(state.values)) if state.values else set()
     rows = []
     for i, item in enumerate(items):
-        row_id, qname = _id(form_key, f"items-{i}"), f"items[{i}][quantity]"
-        qid, qmessage = _id(form_key, qname), state.errors.get(qname)
+        row_id, qname, sname = _id(form_key, f"items-{i}"), f"items[{i}][quantity]", f"items[{i}][sku]"
+        qid, qmessage, smessage = _id(form_key, qname), state.errors.get(qname), state.errors.get(sname)
         quantity = _value(state.values, qname) or "1"
         checked = " checked" if i in chosen else ""
+        price, price_data = "", ""
+        if item.price is not None and item.currency:
+            price = _amount(item.price, item.currency, f' id="{row_id}-price"')
+            price_data = f' data-ob-price="{item.price.quantize(money.quantum(item.currency))}"'
+        described = f"{row_id}-price {row_id}-error" if price else f"{row_id}-error"
         rows.append(
-            f'<div class="ob-item"><input type="checkbox" id="{row_id}" name="items[{i}][sku]"'
-            f' value="{escape(item.sku)}"{checked}{focus(bool(message) and i == 0)}>'
-            f'<label for="{row_id}">{escape(item.label)}</label>'
-            f'<label class="ob-quantity" for="{qid}">Quantity'
+            f'<div class="ob-item"{price_data}><input type="checkbox" id="{row_id}" name="{sname}"'
+            f' value="{escape(item.sku)}" aria-describedby="{described}"{INVALID if smessage else ""}'
+            f"{checked}{focus(bool(smessage) or (bool(message) and i == 0))}>"
+            f'<label class="ob-item-name" for="{row_id}">{escape(item.label)}</label>'
+            f'<span class="ob-price">{price}</span>'
+            f'<div class="ob-quantity"><label for="{qid}">Quantity'
             f'<span class="ob-visually-hidden"> of {escape(item.label)}</span></label>'
             f'<input id="{qid}" name="{qname}" type="number" inputmode="numeric"{_attrs(qty)}'
             f' aria-describedby="{qid}-error"{INVALID if qmessage else ""}'
-            f'{focus(bool(qmessage))} value="{escape(quantity)}">{_error(qid, qname, qmessage)}</div>'
+            f'{focus(bool(qmessage))} value="{escape(quantity)}"></div>'
+            f'<div class="ob-item-errors"><p class="ob-error" id="{row_id}-error"'
+            f' data-ob-error-for="{escape(sname)}">{escape(smessage or "")}</p>'
+            f"{_error(qid, qname, qmessage)}</div></div>"
         )
     invalid = INVALID if message else ""
     return (
         f'<fieldset class="ob-items" data-ob-items data-min-lines="{min_lines}" data-max-lines="{max_lines}"'
         f' aria-describedby="{fid}-error"{invalid}><legend>Items</legend>{"".join(rows)}'
-        f"{_error(fid, 'items', message)}</fieldset>"
+        f"{_total(items, state)}{_error(fid, 'items', message)}</fieldset>"
     )
 
 
 def _summary(form_key: str, state: FormState, labels: Mapping[str, str]) -> str:
     """The error summary: a live region the script fills, already filled after a plain post."""
+
+    def target(name: str) -> str:
+        row = re.fullmatch(r"items\[(\d+)\]\[sku\]", name)
+        return _id(form_key, f"items-{row.group(1)}" if row else "items-0" if name == "items" else name)
+
     entries = [
-        f'<li><a href="#{_id(form_key, "items-0" if name == "items" else name)}">'
-        f"{escape(labels.get(name, name))}: {escape(message)}</a></li>"
+        f'<li><a href="#{target(name)}">{escape(labels.get(name, name))}: {escape(message)}</a></li>'
         for name, message in state.errors.items()
     ] + [f"<li>{escape(m)}</li>" for m in state.general]
     inner = (
@@ -228,6 +337,9 @@ def render_form(
 ) -> str:
     """The `<form>` itself: posts to `{base}forms/{key}/submit` with or without the script."""
     state = state or FormState()
+    for name in [n for n in state.errors if re.fullmatch(r"items\[\d+\]\[sku\]", n)]:
+        if int(name[6 : name.index("]")]) >= len(items):  # a row this page does not have: at the items
+            state.errors.setdefault("items", state.errors.pop(name))
     focus = _Autofocus()
     key = escape(form_key)
     sections = "".join(
@@ -241,6 +353,7 @@ def render_form(
     labels = {name: label for _, fields in SECTIONS for name, label, *_ in fields}
     labels |= {"coupon": "Coupon code", "notes": "Notes", "items": "Items"}
     labels |= {f"items[{i}][quantity]": f"Quantity of {item.label}" for i, item in enumerate(items)}
+    labels |= {f"items[{i}][sku]": item.label for i, item in enumerate(items)}
     return (
         f'<form class="ob-form" method="post" action="{escape(base)}forms/{key}/submit"'
         f' data-orderbridge-form="{key}" data-status-url="{escape(base)}forms/{key}/orders/{{tracking_id}}"'

@@ -203,7 +203,7 @@ class Storefront:
 
     def _items(self, form: FormConfig) -> list[pages.Item]:
         route = self.service.config.load().routes[form.route]
-        return pages.catalog_items([d.catalog for d in route.destinations])
+        return pages.route_items(route)
 
     def _status(self, form_key: str, tracking_id: str) -> dict[str, Any] | None:
         """The order's status if it came in through this form (a reference from elsewhere is not found)."""

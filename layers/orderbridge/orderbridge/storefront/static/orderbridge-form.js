@@ -3,8 +3,10 @@
  * Enhances every <form data-orderbridge-form> the intake rendered: checks the fields with the
  * limits the page carries (the same the server enforces), posts with fetch, puts the server's field
  * errors next to their fields, shows a spinner while submitting, then follows the provider's
- * checkout redirect or shows a confirmation that polls the order's status. Without this script the
- * same form still works as a plain HTML post.
+ * checkout redirect or shows a confirmation that polls the order's status. Prices are the server's
+ * (the page carries them): the script only shows them in the browser's own format and keeps the
+ * total current as items and quantities change. Without this script the same form still works as a
+ * plain HTML post.
  */
 (function () {
   "use strict";
@@ -30,6 +32,61 @@
     slow: "This is taking longer than usual. Keep your order reference; the shop will confirm by email.",
   };
   var FRIENDLY = { missing: TEXT.required, string_pattern_mismatch: TEXT.pattern };
+
+  /* --- prices: shown with Intl.NumberFormat; sums in whole minor units, never floats ------------ */
+
+  function formatter(el, currency) {
+    var holder = el.closest("[lang]");
+    var lang = (holder && holder.getAttribute("lang")) || undefined;
+    try {
+      return new Intl.NumberFormat(lang, { style: "currency", currency: currency });
+    } catch (e) {
+      return null; // an unknown currency or language: keep the server's text
+    }
+  }
+
+  /* "12.50" with 2 decimals -> 1250 (exact: the server writes every amount at its currency's scale). */
+  function toMinor(amount, places) {
+    var parts = String(amount).split(".");
+    return Number(parts[0] + ((parts[1] || "") + "0".repeat(places)).slice(0, places));
+  }
+
+  function showAmount(el, minor, places) {
+    var currency = el.getAttribute("data-ob-currency");
+    var fmt = formatter(el, currency);
+    var text = String(minor).padStart(places + 1, "0");
+    var amount = places ? text.slice(0, -places) + "." + text.slice(-places) : text;
+    el.setAttribute("data-ob-amount", amount);
+    el.textContent = fmt ? fmt.format(Number(amount)) : amount + " " + currency;
+  }
+
+  function places(el) {
+    return (el.getAttribute("data-ob-amount").split(".")[1] || "").length;
+  }
+
+  function formatAmounts(root) {
+    root.querySelectorAll("[data-ob-amount]").forEach(function (el) {
+      var d = places(el);
+      showAmount(el, toMinor(el.getAttribute("data-ob-amount"), d), d);
+    });
+  }
+
+  /* The total of the ticked rows whose quantity is a whole number in range. */
+  function updateTotal(form) {
+    var out = form.querySelector("[data-ob-total-value] [data-ob-amount]");
+    if (!out) return;
+    var d = places(out);
+    var total = 0;
+    itemRows(form).forEach(function (box) {
+      var row = box.closest("[data-ob-price]");
+      var qty = row && row.querySelector('input[type="number"]');
+      if (!box.checked || !qty || !/^[0-9]{1,9}$/.test(qty.value.trim())) return;
+      var n = Number(qty.value.trim());
+      if ((qty.min && n < Number(qty.min)) || (qty.max && n > Number(qty.max))) return;
+      total += toMinor(row.getAttribute("data-ob-price"), d) * n;
+    });
+    showAmount(out, total, d);
+  }
 
   function newSubmissionId() {
     var bytes = new Uint8Array(16);
@@ -170,7 +227,10 @@
       var name = f.field || "";
       var m = /^items\[(\d+)\](.*)$/.exec(name);
       if (m && Number(m[1]) < chosen.length) {
-        name = m[2] === "[quantity]" ? "items[" + chosen[Number(m[1])] + "][quantity]" : "items";
+        var row = "items[" + chosen[Number(m[1])] + "]";
+        if (m[2] === "[quantity]") name = row + "[quantity]";
+        else if (m[2] === "[sku]" && errorSlot(form, row + "[sku]")) name = row + "[sku]"; // e.g. UNKNOWN_ITEM
+        else name = "items";
       }
       var message = FRIENDLY[f.code] || f.message || TEXT.failed;
       if (name === "items" && f.code === "too_short") message = TEXT.noItems;
@@ -330,6 +390,10 @@
       el.addEventListener("change", function () { el.value = el.value.toUpperCase(); });
     });
     form.addEventListener("submit", function (event) { submit(form, event); });
+    formatAmounts(form);
+    updateTotal(form);
+    form.addEventListener("input", function () { updateTotal(form); });
+    form.addEventListener("change", function () { updateTotal(form); });
   }
 
   function start() {
