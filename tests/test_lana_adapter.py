@@ -109,17 +109,14 @@ def test_create_request_field_by_field():
         "currency": "USD",
         "custom_items": [{"title": "Gift wrap", "price": 350, "physical": True, "taxable": True}],
         "customer_email": "ada@example.com",
-        "discount_code": "SPRING10",
+        "discount_code": "SPRING10",  # the order states no prices: Lana prices it, coupon included
         "gateway_id": "gw_EQzGqWoY",
         "line_items": [
-            {
-                "variant_id": "va_EQzGqWoY",
-                "quantity": 2,
-                "fields": [{"label": "Engraving text", "value": "ADA", "type": "text"}],
-            },
+            {"variant_id": "va_EQzGqWoY", "quantity": 2},
             {"custom_item_index": {"value": 0}, "quantity": 1},
         ],
-        "tags": [f"orderbridge:{d.tracking_id}"],
+        # line properties have no field set at Lana: they go where Lana keeps free text
+        "tags": [f"orderbridge:{d.tracking_id}", "line 1 Engraving text: ADA"],
     }
 
 
@@ -210,28 +207,50 @@ def test_shop_id_pattern_refuses(settings):
     assert err.code == "DESTINATION_MISCONFIGURED" and "shop_id" in err.message
 
 
-@pytest.mark.parametrize("which", ["billing_address", "shipping_address"])
-def test_address_without_province_is_refused_naming_the_field(which):
-    no_province = {**ADDRESS, "province": None}
-    err = _rejected(_delivery(_order(**{which: no_province})))
-    assert err.code == "PROVIDER_LIMIT" and f"{which}.province" in err.message
+def test_billing_address_lana_cannot_take_is_left_out():
+    # Lana needs no billing address (the buyer paid at the source); one without a province is omitted
+    body = _build(_delivery(_order(billing_address={**ADDRESS, "province": None}))).json[0]
+    assert "billing_address" not in body and body["shipping_address"]["province"] == "Greater London"
 
 
-@pytest.mark.parametrize("field", ["address1", "city", "zip"])
-def test_address_required_fields_are_refused_when_empty(field):
+def test_shipping_address_without_province_is_refused_naming_the_field():
+    err = _rejected(_delivery(_order(shipping_address={**ADDRESS, "province": None})))
+    assert err.code == "ADDRESS_PROVINCE_REQUIRED" and "shipping_address.province" in err.message
+
+
+def test_shipping_address_without_zip_is_refused_with_a_precise_code():
+    err = _rejected(_delivery(_order(shipping_address={**ADDRESS, "zip": None, "country": "HK"})))
+    assert (
+        err.code == "ADDRESS_ZIP_REQUIRED" and "shipping_address.zip" in err.message and "HK" in err.message
+    )
+
+
+def test_address_name_falls_back_to_the_buyer_and_is_never_none():
+    body = _build(_delivery(_order(shipping_address={**ADDRESS, "first_name": None}))).json[0]
+    assert body["shipping_address"]["name"] == "Lovelace"
+    nameless = {**ADDRESS, "first_name": None, "last_name": None}
+    body = _build(_delivery(_order(shipping_address=nameless))).json[0]
+    assert body["shipping_address"]["name"] == "Ada Lovelace"
+
+
+@pytest.mark.parametrize(
+    ("field", "code"),
+    [("address1", "PROVIDER_LIMIT"), ("city", "PROVIDER_LIMIT"), ("zip", "ADDRESS_ZIP_REQUIRED")],
+)
+def test_address_required_fields_are_refused_when_empty(field, code):
     o = _order()
     # the canonical model never holds these empty; set one without validation to reach Lana's rules
-    o = o.model_copy(update={"billing_address": o.billing_address.model_copy(update={field: ""})})
+    o = o.model_copy(update={"shipping_address": o.shipping_address.model_copy(update={field: ""})})
     err = _rejected(_delivery(o))
-    assert err.code == "PROVIDER_LIMIT" and f"billing_address.{field}" in err.message
+    assert err.code == code and f"shipping_address.{field}" in err.message
 
 
 def test_address_country_two_letters_both_sides():
     o = _order()
-    assert _build(_delivery(o)).json[0]["billing_address"]["country"] == "GB"
-    o = o.model_copy(update={"billing_address": o.billing_address.model_copy(update={"country": "GBR"})})
+    assert _build(_delivery(o)).json[0]["shipping_address"]["country"] == "GB"
+    o = o.model_copy(update={"shipping_address": o.shipping_address.model_copy(update={"country": "GBR"})})
     err = _rejected(_delivery(o))
-    assert err.code == "PROVIDER_LIMIT" and "billing_address.country" in err.message
+    assert err.code == "PROVIDER_LIMIT" and "shipping_address.country" in err.message
 
 
 def test_quantity_1_passes_0_is_refused():
