@@ -141,10 +141,10 @@ def test_cost_mode_sends_the_total_and_no_items():
 
 def test_cost_mode_ignores_lines_komerza_could_not_express():
     d = _delivery(
-        _order(total="7.50", lines=[{"name": "Engraving", "quantity": 1, "unit_price": "7.50"}]),
+        _order(total="12.45", lines=[{"name": "Engraving", "quantity": 1, "unit_price": "7.50"}]),
         settings={**SETTINGS, "mode": "cost"},
     )
-    assert _build(d).json["cost"] == 7.5
+    assert _build(d).json["cost"] == 12.45  # 7.50 and 4.95 shipping
 
 
 def test_cost_mode_without_total_is_refused():
@@ -259,9 +259,25 @@ def test_unknown_sku_names_the_sku():
     assert err.code == "UNKNOWN_SKU" and "NOPE-1" in err.message
 
 
-def test_line_without_sku_needs_cost_mode():
-    err = _rejected(_delivery(_order(lines=[{"name": "Engraving", "quantity": 1, "unit_price": "7.50"}])))
+def test_unpriced_line_without_sku_is_unsupported():
+    err = _rejected(_delivery(_order(lines=[{"name": "Engraving", "quantity": 1}])))
     assert err.code == "CUSTOM_LINE_UNSUPPORTED" and "Engraving" in err.message
+
+
+def test_priced_line_without_sku_goes_as_the_cost_the_buyer_pays():
+    d = _delivery(_order(lines=[{"name": "Engraving", "quantity": 1, "unit_price": "7.50"}]))
+    body = _build(d).json
+    assert body["cost"] == 12.45 and "items" not in body and "couponCode" not in body
+    assert body["metadata"]["orderbridge_order"].startswith("12.45 USD; coupon SPRING10; 1 x Engraving")
+
+
+def test_price_difference_can_be_refused_instead():
+    d = _delivery(
+        _order(lines=[{"name": "Engraving", "quantity": 1, "unit_price": "7.50"}]),
+        settings={**SETTINGS, "on_price_difference": "refuse"},
+    )
+    err = _rejected(d)
+    assert err.code == "PRICE_NOT_EXPRESSIBLE" and "12.45" in err.message
 
 
 def test_catalog_entry_without_variant_is_misconfigured():
