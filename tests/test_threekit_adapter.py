@@ -80,12 +80,21 @@ def test_create_request_field_by_field():
         "platform": {"id": d.tracking_id, "platform": "orderbridge", "storeName": "Ada's Shop"},
         "metadata": {
             "campaign": "spring",
+            # the order states no prices (no total): what is known of the money still goes
+            "currency": "USD",
+            "shipping": "4.95",
+            "tax": "0",
+            "taxes_included": "false",
             "source_order_id": "SHOP-1001",
             "orderbridge_tracking_id": d.tracking_id,
         },
         "cart": [
-            {"configurationId": CONFIG_BLUE, "count": 2, "metadata": {"Colour": "Blue", "Size": "M"}},
-            {"configurationId": CONFIG_MUG, "count": 1},
+            {
+                "configurationId": CONFIG_BLUE,
+                "count": 2,
+                "metadata": {"sku": "TEE-BLUE-M", "properties": {"Colour": "Blue", "Size": "M"}},
+            },
+            {"configurationId": CONFIG_MUG, "count": 1, "metadata": {"sku": "MUG-001"}},
         ],
         "status": "New",
     }
@@ -128,7 +137,9 @@ def test_name_255_passes_256_is_refused():
 
 def test_count_1_passes_0_is_refused():
     o = _order(lines=[{"sku": "MUG-001", "quantity": 1}])
-    assert _build(_delivery(o)).json["cart"] == [{"configurationId": CONFIG_MUG, "count": 1}]
+    assert _build(_delivery(o)).json["cart"] == [
+        {"configurationId": CONFIG_MUG, "count": 1, "metadata": {"sku": "MUG-001"}}
+    ]
     # the canonical model never holds 0; set it without validation to reach the adapter's own check
     zero = o.model_copy(update={"lines": [o.lines[0].model_copy(update={"quantity": 0})]})
     err = _rejected(_delivery(zero))

@@ -5,6 +5,16 @@ catalog maps each SKU to a saved configuration), `platform{id, platform, storeNa
 an optional `orgId`, `customerId` and `derivative`, and an explicit `status` from
 `List | In Cart | New | In Progress | Complete`. The answer is the bare order with `id` and `shortId`.
 
+Money: Threekit computes no price and no total (a cart is configurations and counts), so there is
+nothing to `check_total` against; instead the order Threekit holds says what the buyer paid, in its
+`metadata` (strings, exact decimals in the order's currency): `currency`, `total` (what the buyer
+pays, when known), `subtotal` (lines after all discounts), `discount_total` (the lines' discounts
+and the order discount), `shipping`, `tax`, `taxes_included`, `coupon`, and `test` for a source's
+test order. These keys win over the source's own metadata keys of the same name. Each cart item's
+`metadata` carries its line: `name` (variant included), `variant`, `sku`, `unit_price` (before
+discounts), `discount` and `tax` (the line's, all units), and `properties` (the buyer's line
+properties; one whose value is empty is left out).
+
 Reference on the wire: `platform.id` = tracking id (and `metadata.orderbridge_tracking_id`).
 Lookup: `GET /api/orders?platform=<JSON of the same platform object>` answers a list (or
 `{orders: [...]}`); only an order whose `platform.id` is the tracking id counts as found.
@@ -22,7 +32,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
-from orderbridge.models.order import OrderLine
+from orderbridge.models.order import CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
     Provider,
@@ -122,7 +132,7 @@ class ThreekitProvider(Provider):
             raise RequestRejectedError(
                 "DESTINATION_MISCONFIGURED", "threekit settings.derivative must be an object"
             )
-        metadata: dict[str, Any] = dict(order.metadata)
+        metadata: dict[str, Any] = dict(order.metadata) | _money(order)
         if order.external_order_id:
             metadata[SOURCE_ORDER_KEY] = order.external_order_id
         metadata[REFERENCE_KEY] = delivery.reference
@@ -181,11 +191,7 @@ class ThreekitProvider(Provider):
                 "DESTINATION_MISCONFIGURED",
                 f"catalog entry for SKU {line.sku!r} needs a configurationId for threekit",
             )
-        return TkCartItem(
-            configurationId=configuration_id,
-            count=line.quantity,
-            metadata=dict(line.options) or None,
-        )
+        return TkCartItem(configurationId=configuration_id, count=line.quantity, metadata=_line(line))
 
     def parse_create(self, response: requests.Response) -> ProviderResult:
         kind = self.classify_status(response.status_code)
@@ -255,6 +261,45 @@ class ThreekitProvider(Provider):
             f"THREEKIT_{response.status_code}",
             str(message or response.reason or "no message"),
         )
+
+
+def _money(order: CanonicalOrder) -> dict[str, str]:
+    """What the buyer paid, for the order's metadata (Threekit computes no total of its own)."""
+    paid: dict[str, str] = {"currency": order.currency}
+    due = order.amount_due()
+    if due is not None:
+        paid["total"] = str(due)
+    if order.priced:
+        discounts = sum((line.discount for line in order.lines), order.order_discount)
+        paid["subtotal"] = str(order.subtotal())
+        paid["discount_total"] = str(discounts)
+    if order.shipping_total is not None:
+        paid["shipping"] = str(order.shipping_total)
+    paid["tax"] = str(order.tax())
+    paid["taxes_included"] = "true" if order.taxes_included else "false"
+    if order.coupon:
+        paid["coupon"] = order.coupon
+    if order.test:
+        paid["test"] = "true"
+    return paid
+
+
+def _line(line: OrderLine) -> dict[str, Any]:
+    """A cart item's metadata: the line's name, variant, SKU, money and properties."""
+    meta: dict[str, Any] = {}
+    for key, value in (("name", line.name), ("variant", line.variant_title), ("sku", line.sku)):
+        if value:
+            meta[key] = value
+    if line.unit_price is not None:
+        meta["unit_price"] = str(line.unit_price)
+    if line.unit_price is not None or line.discount:
+        meta["discount"] = str(line.discount)
+    if line.unit_price is not None or line.tax:
+        meta["tax"] = str(line.tax)
+    properties = {name: value for name, value in line.options.items() if value}
+    if properties:
+        meta["properties"] = properties
+    return meta
 
 
 def _platform_id_of(response: requests.Response) -> str | None:
