@@ -318,3 +318,15 @@ def test_money_is_exact_on_the_wire():
     )
     assert Decimal(repr(body["products"][0]["price_ex_tax"])) == Decimal("123456789012.34")
     assert body["shipping_cost_inc_tax"] == "0.10" and isinstance(body["shipping_cost_inc_tax"], str)
+
+
+def test_contract_states_the_described_rules_too():
+    d = delivery()
+    body = _provider(d).build_create(d).json
+    assert bigcommerce_order_post_errors(body) == []
+    unpaired = {**body, "subtotal_ex_tax": "1.00"}
+    assert any("subtotal_ex_tax/subtotal_inc_tax" in e for e in bigcommerce_order_post_errors(unpaired))
+    negative = {**body, "discount_amount": "-1.00"}
+    assert any("discount_amount" in e for e in bigcommerce_order_post_errors(negative))
+    as_float = {**body, "shipping_cost_ex_tax": 4.95}  # the OAS types order-level money as strings
+    assert any("shipping_cost_ex_tax" in e for e in bigcommerce_order_post_errors(as_float))
