@@ -637,7 +637,8 @@ def test_adapter_end_to_end_create_replay_and_drop(server):
     [kept] = sandbox_orders(server)
     assert kept["raw_body"].encode() == bodies[0]
     assert kept["headers"]["Idempotency-Key"] == LanaProvider.idempotency_key(d)
-    assert kept["order"]["line_items"][0]["fields"][0]["label"] == "Engraving"
+    # line properties go as tags (Lana's fields need a product field set)
+    assert any(tag.startswith("line 1 Engraving: ") for tag in kept["order"]["tags"])
 
     # a connection dropped after the create: the pipeline's lookup (the same request) finds it
     provider2, d2 = _adapter_delivery(server)

@@ -56,7 +56,13 @@ key accepted; `tokens` for more), `rate_limit`, `name` (the store name), `catalo
 "name"}}}`; leave it out to accept any well-formed uuids at 10.00), `gateways` (when listed,
 `gateway` must be one of them, case-insensitive), `coupons` (a list of codes, or code ->
 `{"percentage"}` / `{"amount"}`; when given, `couponCode` must be one of them, case-insensitive),
-`currency_code` (default USD).
+`currency_code` (the store's currency, an ISO 4217 code; default USD).
+
+Money: Komerza's create carries no currency; every amount of an order is in the store's currency
+(`currencyCode` on the order) and kept to that currency's ISO 4217 minor units (JPY 0 decimals,
+USD 2, KWD 3): line totals, the coupon's decrease (half up) and `amount` = items' catalog prices
+(or `cost`) less the coupon. A `cost` with more decimals than the store currency has is 400
+ValidationError on `cost` (a sandbox choice: Komerza publishes no rounding rule).
 
 Not modelled: payment (orders stay `Pending` with `amountPaid` 0; the checkout page takes no
 payment), gateway metadata (client secrets, crypto addresses stay null), affiliates (the code is
@@ -79,6 +85,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, request
+from iso4217 import Currency
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orderbridge_sandboxes.config import AccountConfig, RateLimitConfig
@@ -93,7 +100,6 @@ DEFAULT_CURRENCY = "USD"
 DEFAULT_STORE_NAME = "Sandbox store"
 ORDER_STATUS = "Pending"
 ORDER_SOURCE = "api"
-CENT = Decimal("0.01")
 
 AUTH_HEADER = "Authorization"
 BEARER_RE = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -194,8 +200,9 @@ RULES: tuple[str, ...] = (
     "Validation errors: 400 {success: false, message naming the fields, code: ValidationError, "
     "data: null, invalidFields: [...], errors: {field: [messages]}}, every problem listed.",
     "Success: 200 {success: true, message, code: null, data: PublicOrder}: id uuid, status Pending, "
-    "amountPaid 0, amount from the catalog prices (or cost) less the coupon, currencyCode of the "
-    "store, customer {emailAddress, countryCode, customerId}, metadata and returnUrl echoed, source api.",
+    "amountPaid 0, amount from the catalog prices (or cost) less the coupon, in the store's currency "
+    "(currencyCode) to its ISO 4217 minor units (a cost with more decimals is 400 on cost), "
+    "customer {emailAddress, countryCode, customerId}, metadata and returnUrl echoed, source api.",
     "GET /stores/{storeId}/orders/{orderId}: {data: {order, logs, storeId, storeName}}; 404 NotFound "
     "when unknown. No lookup by metadata.",
     "GET /checkout/{orderId}: HTML 'Komerza sandbox checkout' page with the amount (no auth).",
@@ -301,8 +308,8 @@ class KomerzaAccount(AccountConfig):
     @field_validator("currency_code")
     @classmethod
     def _currency(cls, value: str) -> str:
-        if not CURRENCY_RE.match(value):
-            raise ValueError("currency_code must be three capital letters, e.g. USD")
+        if not CURRENCY_RE.match(value) or minor_units(value) is None:
+            raise ValueError("currency_code must be an ISO 4217 currency code, e.g. USD")
         return value
 
     def gateway(self, given: str) -> str | None:
@@ -536,6 +543,18 @@ def _country(p: Problems, value: Any) -> str | None:
     return value.upper()
 
 
+def minor_units(currency: str) -> int | None:
+    """ISO 4217 decimals of `currency` (None: not a currency code)."""
+    try:
+        return int(Currency(currency).exponent or 0)
+    except (ValueError, KeyError):
+        return None
+
+
+def quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-(minor_units(currency) or 0))
+
+
 def validate_form(body: dict[str, Any], account: KomerzaAccount) -> tuple[Draft | None, Problems]:
     """The form as Komerza reads it, and every problem it would report (400)."""
     p = Problems()
@@ -559,6 +578,14 @@ def validate_form(body: dict[str, Any], account: KomerzaAccount) -> tuple[Draft 
             p.not_a("cost", "a number")
         elif not COST_MIN <= cost <= COST_MAX:
             p.add("cost", f"The field cost must be between {COST_MIN} and {COST_MAX}.")
+            cost = None
+        elif cost != cost.quantize(quantum(account.currency_code)):
+            places = minor_units(account.currency_code)
+            p.add(
+                "cost",
+                f"The field cost must have at most {places} decimal places in the store's currency "
+                f"({account.currency_code}).",
+            )
             cost = None
     items = _items(p, form.get("items")) if form.get("cost") is None else []
 
@@ -615,14 +642,16 @@ class Line:
     variant_name: str
     quantity: int
     price: Decimal
+    currency: str = DEFAULT_CURRENCY
 
     @property
     def total(self) -> Decimal:
-        return money(self.price * self.quantity)
+        return money(self.price * self.quantity, self.currency)
 
 
-def money(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+def money(amount: Decimal, currency: str) -> Decimal:
+    """`amount` in `currency`'s minor units (half up)."""
+    return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
 
 
 def resolve_lines(draft: Draft, account: KomerzaAccount) -> tuple[list[Line], Problems]:
@@ -640,6 +669,7 @@ def resolve_lines(draft: Draft, account: KomerzaAccount) -> tuple[list[Line], Pr
                     f"Variant {ref.variant_id[:8]}",
                     ref.quantity,
                     DEFAULT_PRICE,
+                    account.currency_code,
                 )
             )
             continue
@@ -662,6 +692,7 @@ def resolve_lines(draft: Draft, account: KomerzaAccount) -> tuple[list[Line], Pr
                 variant.name or f"Variant {ref.variant_id[:8]}",
                 ref.quantity,
                 variant.price,
+                account.currency_code,
             )
         )
     return lines, p
@@ -681,7 +712,8 @@ def build_order(
     """The order as Komerza answers it (`PublicOrder`)."""
     created = _iso(now)
     subtotal = draft.cost if draft.cost is not None else sum((line.total for line in lines), Decimal(0))
-    subtotal = money(subtotal)
+    currency = account.currency_code
+    subtotal = money(subtotal, currency)
 
     coupon: dict[str, Any] | None = None
     decrease = Decimal(0)
@@ -690,9 +722,9 @@ def build_order(
         assert found is not None
         code, rule = found
         if rule.percentage is not None:
-            decrease = money(subtotal * rule.percentage / 100)
+            decrease = money(subtotal * rule.percentage / 100, currency)
         elif rule.amount is not None:
-            decrease = min(subtotal, money(rule.amount))
+            decrease = min(subtotal, money(rule.amount, currency))
         coupon = {
             "id": str(uuid.uuid4()),
             "dateCreated": created,
@@ -765,11 +797,12 @@ def build_order(
 def checkout_page(record: OrderRecord, store_name: str) -> str:
     """The sandbox's hosted checkout page for an order."""
     order = record.order
-    amount = f"{Decimal(str(order['amount'])):.2f} {order['currencyCode']}"
+    unit = quantum(order["currencyCode"])
+    amount = f"{Decimal(str(order['amount'])).quantize(unit)} {order['currencyCode']}"
     esc = html.escape
     rows = "".join(
         f"<li>{esc(str(i['quantity']))} x {esc(i['productName'])} ({esc(i['variantName'])}): "
-        f"{Decimal(str(i['lineTotal'])):.2f}</li>"
+        f"{Decimal(str(i['lineTotal'])).quantize(unit)}</li>"
         for i in order["items"]
     )
     back = (

@@ -39,7 +39,13 @@ shop accepts; `tokens` for more), `rate_limit` (default 120 requests per 60 s), 
 (variant id -> price in minor units, or `{"price", "inventory", "title", "sku"}`; leave it out to
 accept any well-formed variant id at 1000), `discount_codes` (when listed, a `discount_code`
 must be one of them, case-insensitive), `gateways` (when listed, `gateway_id` must be one of
-them), `currency` (the shop's default currency, USD).
+them), `currency` (the shop's default currency, USD), `currencies` (when listed, the currencies
+the shop sells in; an order in another is 1000 `invalid_value` on `0.currency`).
+
+Money: integers in the currency's ISO 4217 minor units (JPY, XOF 0 decimals; USD 2; KWD, IQD 3);
+a `currency` that is not an ISO 4217 code is 1000 `invalid_value`. The order's `total_price` is
+what Lana charges: the sum of its line items, each at its variant's catalog price or its custom
+item's `price`, times the quantity (no tax, shipping or discount is modelled, see below).
 
 Not modelled: JWT signatures and expiry (the token must look like a JWT and equal the shop's),
 permission bits, province codes (any non-empty `province` is accepted), product field sets (line
@@ -65,6 +71,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response, jsonify, request
+from iso4217 import Currency
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orderbridge_sandboxes.config import AccountConfig, RateLimitConfig
@@ -173,7 +180,8 @@ RULES: tuple[str, ...] = (
     " unless custom_item_index.value indexes into custom_items; fields [{label, value, type}] with"
     " type in checkbox/choice/file/number/string/text.",
     "custom_items: title non-empty; price (optional, default 0) a non-negative integer in minor units.",
-    "customer_email a valid email; currency three capital letters (default: the shop's);"
+    "customer_email a valid email; currency an ISO 4217 code (default: the shop's), one of the"
+    " shop's `currencies` when it lists them (1000 invalid_value);"
     " discount_code one of the shop's codes when it lists them (1000 invalid_discount_code);"
     " gateway_id gw_... (one of the shop's gateways when listed); tags an array of strings;"
     " customer_id cu_, sales_channel_id sc_, subscription_id ss_, *_short_id ar_.",
@@ -217,6 +225,7 @@ class LanaAccount(AccountConfig):
     discount_codes: list[str] | None = None
     gateways: list[str] | None = None
     currency: str = DEFAULT_CURRENCY
+    currencies: list[str] | None = None
 
     @model_validator(mode="after")
     def _jwt_tokens(self) -> LanaAccount:
@@ -244,12 +253,32 @@ class LanaAccount(AccountConfig):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        if not CURRENCY_RE.match(value):
-            raise ValueError("currency must be three capital letters")
+        if not CURRENCY_RE.match(value) or not is_currency(value):
+            raise ValueError("currency must be an ISO 4217 code")
         return value
+
+    @field_validator("currencies")
+    @classmethod
+    def _currency_list(cls, value: list[str] | None) -> list[str] | None:
+        for code in value or []:
+            if not CURRENCY_RE.match(code) or not is_currency(code):
+                raise ValueError(f"currencies: {code!r} is not an ISO 4217 code")
+        return value
+
+    def sells_in(self, currency: str) -> bool:
+        return self.currencies is None or currency in self.currencies
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def is_currency(code: str) -> bool:
+    """An ISO 4217 currency code."""
+    try:
+        Currency(code)
+    except (ValueError, KeyError):
+        return False
+    return True
 
 
 def _has_prefix(value: Any, prefix: str) -> bool:
@@ -596,8 +625,10 @@ def validate_order(body: dict[str, Any], account: LanaAccount, path: str = "0") 
             p.add(f"{path}.{key}", INVALID_VALUE, "must be an array of strings")
 
     currency = body.get("currency") or account.currency
-    if isinstance(currency, str) and not CURRENCY_RE.match(currency):
-        p.add(f"{path}.currency", INVALID_VALUE, "must be a three-letter currency code", low=3, high=3)
+    if isinstance(currency, str) and not (CURRENCY_RE.match(currency) and is_currency(currency)):
+        p.add(f"{path}.currency", INVALID_VALUE, "must be an ISO 4217 currency code", low=3, high=3)
+    elif isinstance(currency, str) and not account.sells_in(currency):
+        p.add(f"{path}.currency", INVALID_VALUE, f"the shop does not sell in {currency}")
     email = body.get("customer_email")
     if isinstance(email, str) and email and not EMAIL_RE.match(email):
         p.add(f"{path}.customer_email", INVALID_EMAIL, "must be a valid email address")
