@@ -240,7 +240,7 @@ def test_bad_input_gets_a_4xx_with_a_stable_code(harness):
 
 def test_invalid_form_fields_are_named_in_form_terms(harness):
     body = form_body(email="not-an-email", items=[{"sku": "TEE-BLUE-M", "quantity": 0}])
-    body["address"] = {"address1": "x", "city": "y", "zip": "1", "country": "Narnia"}
+    body["address"] = {"address1": "x", "city": "y", "zip": "1" * 21, "country": "Narnia"}
     r = harness.post(FORM, json.dumps(body), {"Content-Type": "application/json"})
     assert r.status_code == 422
     error = r.json()["error"]
