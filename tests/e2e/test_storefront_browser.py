@@ -3,7 +3,9 @@
 Against the local run (the session `harness`): a valid order is created on the sandbox and the
 confirmation follows it; bad input shows its errors in place; a double click is one order (with
 and without the script); the snippet works embedded on a shop's page on another origin; a Komerza
-route ends on the sandbox's checkout page. Screenshots of each state go to tests/artifacts/.
+route ends on the sandbox's checkout page; the page shows the server's prices and a running total,
+works on a 375 px wide phone, and a price or currency slipped into the post changes nothing.
+Screenshots of each state go to tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,9 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 FORM = "/forms/fk_demo0001"
 KOMERZA = "/forms/fk_komerza01"
 WAIT_MS = 20_000  # upper bound for a state to appear; nothing asserts how long it took
+# The route's items as config/local.json sells them: SKU -> (name on the page, price)
+NAMES = {"TEE-BLUE-M": "Blue tee, size M", "TEE-BLUE-L": "Blue tee, size L", "MUG-001": "Mug"}
+PHONE = {"width": 375, "height": 800}
 
 
 def _missing(reason: str) -> None:
@@ -89,14 +95,29 @@ def fill(page: Any, email: str, sku: str = "TEE-BLUE-M", quantity: str = "2", co
     field(page, "Street address").fill("12 Row")
     field(page, "City").fill("London")
     field(page, "Postal code").fill("N1 9GU")
-    field(page, "Country code (2 letters, e.g. US)").fill(country)
-    field(page, sku).check()
-    field(page, f"Quantity of {sku}").fill(quantity)
+    field(page, "Country").select_option(country)
+    field(page, NAMES[sku]).check()
+    field(page, f"Quantity of {NAMES[sku]}").fill(quantity)
 
 
 def field(page: Any, label: str) -> Any:
     """The control labelled `label` (a required field's label ends with an asterisk)."""
     return page.get_by_label(re.compile("^" + re.escape(label) + r"( \*)?$"))
+
+
+def products(created: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(product id, variant id, quantity, price ex tax, price inc tax) of what BigCommerce received;
+    prices as Decimal, whether the adapter wrote them as JSON numbers or strings."""
+    return [
+        (
+            p["product_id"],
+            p.get("variant_id"),
+            p["quantity"],
+            Decimal(str(p.get("price_ex_tax"))),
+            Decimal(str(p.get("price_inc_tax"))),
+        )
+        for p in created["request"]["products"]
+    ]
 
 
 def unique_email() -> str:
@@ -117,7 +138,7 @@ def test_valid_order_is_created_and_the_confirmation_follows_it(harness, page):
     expect(page.get_by_role("heading", name="Place your order")).to_be_visible()
     shot(page, "01-empty-form")
     email = unique_email()
-    fill(page, email, country="gb")  # the script upper-cases it, as the model requires
+    fill(page, email)
     held: list[Any] = []  # hold the post to see the submitting state
     page.route("**/forms/fk_demo0001/submit", lambda route: held.append(route))
     button = page.get_by_role("button", name="Place order")
@@ -125,7 +146,7 @@ def test_valid_order_is_created_and_the_confirmation_follows_it(harness, page):
     expect(button).to_be_disabled()
     expect(button).to_have_attribute("aria-busy", "true")
     expect(page.locator(".ob-spinner")).to_be_visible()
-    expect(page.get_by_role("status")).to_have_text("Placing your order\u2026")
+    expect(page.locator("[data-ob-status]")).to_have_text("Placing your order\u2026")
     shot(page, "03-submitting")
     for _ in range(WAIT_MS // 50):  # the route handler runs while playwright waits
         if held:
@@ -144,8 +165,8 @@ def test_valid_order_is_created_and_the_confirmation_follows_it(harness, page):
     shot(page, "05-confirmation-created")
     [created] = harness.orders_with_reference(tracking_id)
     assert created["request"]["billing_address"]["email"] == email
-    assert created["request"]["billing_address"]["country_iso2"] == "GB"  # typed "gb", upper-cased
-    assert created["request"]["products"] == [{"product_id": 111, "variant_id": 77, "quantity": 2}]
+    assert created["request"]["billing_address"]["country_iso2"] == "GB"
+    assert products(created) == [(111, 77, 2, Decimal(15), Decimal(15))]  # the route's price
 
 
 # --- bad input -------------------------------------------------------------------------------------
@@ -157,13 +178,13 @@ def test_bad_input_shows_errors_next_to_fields_and_focuses_the_first(harness, pa
     page.goto(harness.api + FORM)
     email = field(page, "Email")
     email.fill("not-an-email")
-    field(page, "Postal code").fill("1")
     page.get_by_role("button", name="Place order").click()
     # the browser-side checks, from the limits the page carries
     expect(email).to_be_focused()
     expect(email).to_have_attribute("aria-invalid", "true")
     expect(page.locator('[data-ob-error-for="email"]')).to_have_text("Enter a valid email address.")
-    expect(page.locator('[data-ob-error-for="address[zip]"]')).to_have_text("Use at least 2 characters.")
+    expect(page.locator('[data-ob-error-for="address[country]"]')).to_have_text("This field is required.")
+    expect(field(page, "Country")).to_have_attribute("aria-invalid", "true")
     expect(page.locator('[data-ob-error-for="items"]')).to_have_text("Choose at least one item.")
     expect(page.locator('[data-ob-error-for="address[city]"]')).to_have_text("This field is required.")
     alert = page.get_by_role("alert")
@@ -172,7 +193,7 @@ def test_bad_input_shows_errors_next_to_fields_and_focuses_the_first(harness, pa
     shot(page, "02-field-errors")
     # the summary's links take the keyboard to the field
     alert.get_by_role("link", name="Items: Choose at least one item.").click()
-    expect(field(page, "TEE-BLUE-M")).to_be_focused()
+    expect(field(page, NAMES["TEE-BLUE-M"])).to_be_focused()
 
 
 def test_server_errors_are_shown_in_place_using_the_keyboard_only(harness, page):
@@ -189,12 +210,14 @@ def test_server_errors_are_shown_in_place_using_the_keyboard_only(harness, page)
         "Street address": "12 Row",
         "City": "London",
         "Postal code": "N1 9GU",
-        "Country code (2 letters, e.g. US)": "GB",
     }
     for label, value in fill_rest.items():
         field(page, label).focus()
         page.keyboard.type(value)
-    field(page, "MUG-001").focus()
+    field(page, "Country").focus()
+    page.keyboard.type("United Kingdom")  # a select's type-ahead, as a keyboard user picks
+    expect(field(page, "Country")).to_have_value("GB")
+    field(page, NAMES["MUG-001"]).focus()
     page.keyboard.press("Space")
     field(page, "City").focus()
     page.keyboard.press("Enter")  # implicit submission
@@ -216,8 +239,10 @@ def test_without_the_script_errors_come_back_on_the_form(harness, plain_page):
     expect(page.locator('[data-ob-error-for="email"]')).to_contain_text("not a valid email address")
     expect(field(page, "Email")).to_be_focused()  # autofocus on the first invalid field
     expect(field(page, "City")).to_have_value("London")
-    expect(field(page, "MUG-001")).to_be_checked()
-    expect(field(page, "Quantity of MUG-001")).to_have_value("3")
+    expect(field(page, "Mug")).to_be_checked()
+    expect(field(page, "Quantity of Mug")).to_have_value("3")
+    expect(field(page, "Country")).to_have_value("GB")
+    expect(page.locator("[data-ob-total-value]")).to_have_text("37.50 USD")  # the server's rendering
     shot(page, "02c-field-errors-without-script")
 
 
@@ -339,3 +364,105 @@ def test_komerza_route_ends_on_the_sandbox_checkout_page(harness, page, plain_pa
         expect(browser_page.get_by_role("heading", name="Komerza sandbox checkout")).to_be_visible()
         shot(browser_page, name)
     harness.drain()  # the queued safety-net copies find the orders already created
+
+
+# --- prices, the total, a phone-sized screen, a tampered post ----------------------------------------
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context.set_default_timeout(WAIT_MS)
+    yield context.new_page()
+    context.close()
+
+
+def assert_no_horizontal_scroll(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide at {PHONE['width']} px"
+
+
+def test_prices_and_running_total_on_a_375_px_phone(harness, phone):
+    from playwright.sync_api import expect
+
+    page = phone
+    page.goto(harness.api + FORM)
+    expect(page.get_by_role("heading", name="Place your order")).to_be_visible()
+    # the server's prices, in the browser's format (Intl.NumberFormat, the page's language)
+    expect(page.locator("#fk_demo0001-items-0-price")).to_have_text("$15.00")
+    expect(page.locator("#fk_demo0001-items-2-price")).to_have_text("$12.50")
+    total = page.locator("[data-ob-total-value]")
+    expect(total).to_have_text("$0.00")
+    assert_no_horizontal_scroll(page)
+    shot(page, "08-phone-375-empty")
+    field(page, NAMES["TEE-BLUE-M"]).check()
+    field(page, f"Quantity of {NAMES['TEE-BLUE-M']}").fill("2")
+    expect(total).to_have_text("$30.00")
+    field(page, NAMES["MUG-001"]).check()
+    expect(total).to_have_text("$42.50")
+    field(page, f"Quantity of {NAMES['MUG-001']}").fill("3")
+    expect(total).to_have_text("$67.50")
+    field(page, f"Quantity of {NAMES['MUG-001']}").fill("")  # not a quantity: that line counts nothing
+    expect(total).to_have_text("$30.00")
+    field(page, NAMES["TEE-BLUE-M"]).uncheck()
+    expect(total).to_have_text("$0.00")
+    field(page, NAMES["MUG-001"]).check()
+    field(page, f"Quantity of {NAMES['MUG-001']}").fill("100000")
+    expect(total).to_have_text("$1,250,000.00")
+    assert_no_horizontal_scroll(page)
+    # errors in place, still no sideways scrolling
+    field(page, "Email").fill("not-an-email-but-a-very-long-word-without-any-spaces-at-all-to-wrap")
+    page.get_by_role("button", name="Place order").click()
+    expect(page.locator('[data-ob-error-for="email"]')).to_have_text("Enter a valid email address.")
+    assert_no_horizontal_scroll(page)
+    shot(page, "09-phone-375-errors")
+    # a whole order on the phone, to its confirmation
+    page.reload()
+    fill(page, unique_email(), sku="MUG-001", quantity="2", country="NZ")
+    expect(total).to_have_text("$25.00")
+    shot(page, "10-phone-375-filled")
+    page.get_by_role("button", name="Place order").click()
+    expect(page.locator("[data-ob-confirmation]")).to_be_visible()
+    assert_no_horizontal_scroll(page)
+    shot(page, "11-phone-375-confirmation")
+    tracking_id = page.locator(".ob-reference").inner_text()
+    harness.drain(until=harness.final(tracking_id))
+    [created] = harness.orders_with_reference(tracking_id)
+    assert products(created) == [(112, None, 2, Decimal("12.5"), Decimal("12.5"))]
+    assert created["request"]["billing_address"]["country_iso2"] == "NZ"
+
+
+def test_a_price_slipped_into_the_post_changes_nothing(harness, page, plain_page):
+    """Extra fields added to the form (a price per line, a currency, a total) are never used."""
+    from playwright.sync_api import expect
+
+    tamper = """form => {
+        for (const [name, value] of [["items[0][unit_price]", "0.01"], ["items[0][price]", "0.01"],
+                                     ["currency", "JPY"], ["total", "0.01"], ["order_discount", "29"]]) {
+            const input = document.createElement("input");
+            input.type = "hidden"; input.name = name; input.value = value;
+            form.appendChild(input);
+        }
+        document.querySelector("[data-ob-price]").setAttribute("data-ob-price", "0.01");
+    }"""
+    tracking_ids = []
+    for browser_page in (page, plain_page):  # with the script (fetch) and without it (a plain post)
+        browser_page.goto(harness.api + FORM)
+        fill(browser_page, unique_email(), sku="TEE-BLUE-M", quantity="2")
+        browser_page.locator("form[data-orderbridge-form]").evaluate(tamper)
+        browser_page.get_by_role("button", name="Place order").click()
+        if browser_page is page:
+            expect(page.locator("[data-ob-confirmation]")).to_be_visible()
+            tracking_ids.append(page.locator(".ob-reference").inner_text())
+        else:
+            plain_page.wait_for_url("**/confirmation/ob_*")
+            tracking_ids.append(plain_page.url.rsplit("/", 1)[1])
+    harness.drain(until=lambda: all(harness.final(t)() for t in tracking_ids))
+    for tracking_id in tracking_ids:
+        [created] = harness.orders_with_reference(tracking_id)
+        request = created["request"]
+        assert products(created) == [(111, 77, 2, Decimal(15), Decimal(15))]
+        assert request.get("default_currency_code") in (None, "USD")
+        assert Decimal(str(request.get("discount_amount") or 0)) == 0
+        for total in ("total_inc_tax", "total_ex_tax", "subtotal_inc_tax", "subtotal_ex_tax"):
+            assert request.get(total) is None or Decimal(str(request[total])) == 30
