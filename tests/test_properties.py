@@ -99,7 +99,17 @@ def orders(skus: list[str]) -> st.SearchStrategy[CanonicalOrder]:
             "placed_at": st.datetimes(timezones=st.just(__import__("datetime").UTC)),
             "metadata": st.dictionaries(text(40), text(500, 0), max_size=3),
         },
-    ).map(CanonicalOrder.model_validate)
+    ).flatmap(_with_total)
+
+
+def _with_total(data: dict[str, Any]) -> st.SearchStrategy[CanonicalOrder]:
+    """The order, with or without a stated total; a stated total is the one its money adds up to
+    (the model refuses any other)."""
+    order = CanonicalOrder.model_validate({k: v for k, v in data.items() if k != "total"})
+    if not order.priced:
+        return st.just(order)
+    stated = CanonicalOrder.model_validate({**data, "total": order.computed_total()})
+    return st.sampled_from([order, stated])
 
 
 # --- (a) the canonical model ------------------------------------------------------------------

@@ -402,7 +402,7 @@ def _exact_number(amount: Decimal) -> float:
 
 def _summary(order: CanonicalOrder, due: Decimal | None) -> str:
     """The order behind a product-less `cost`, for people reading it in Komerza (<= 500 chars)."""
-    parts = [f"{due} {order.currency}"]
+    parts = [f"{due} {order.currency}"] + (["test order"] if order.test else [])
     if order.coupon:
         parts.append(f"coupon {order.coupon}")
     for line in order.lines:
