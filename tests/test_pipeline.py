@@ -126,7 +126,9 @@ def test_json_form_post_becomes_one_provider_order(harness):
     assert str(created["order"]["id"]) == outcome.provider_order_id
     sent = created["request"]
     assert sent["billing_address"]["email"] == "ada@example.com"
-    assert sent["products"] == [{"product_id": 111, "variant_id": 77, "quantity": 2}]
+    # the price is the form catalog's (the server's), sent so BigCommerce charges what the page showed
+    price = {"price_inc_tax": 15, "price_ex_tax": 15}
+    assert sent["products"] == [{"product_id": 111, "variant_id": 77, "quantity": 2, **price}]
     status = harness.get(f"/orders/{tracking_id}").json()
     assert status["status"] == "SUCCEEDED"
     assert status["destinations"][0]["provider_order_id"] == outcome.provider_order_id
@@ -143,7 +145,8 @@ def test_urlencoded_form_post_becomes_a_provider_order(harness):
     tracking_id = r.json()["tracking_id"]
     harness.drain(until=harness.final(tracking_id))
     [created] = harness.orders_with_reference(tracking_id)
-    assert created["request"]["products"] == [{"product_id": 111, "variant_id": 78, "quantity": 3}]
+    price = {"price_inc_tax": 15, "price_ex_tax": 15}
+    assert created["request"]["products"] == [{"product_id": 111, "variant_id": 78, "quantity": 3, **price}]
 
 
 def test_double_submitted_form_is_one_order(harness):

@@ -39,7 +39,7 @@ from orderbridge.exceptions import (
     SignatureError,
 )
 from orderbridge.identity import OrderIdentity, TrackingIds, differing_fields
-from orderbridge.intake import mapping, signatures
+from orderbridge.intake import mapping, pricing, signatures
 from orderbridge.models.config import FormRateLimits, OrderbridgeConfig
 from orderbridge.models.event import OrderEvent
 from orderbridge.models.order import CanonicalOrder
@@ -190,6 +190,8 @@ class IntakeService:
         if fields.get("website"):  # honeypot: a field people never see and bots fill in
             raise IntakeRejectedError(422, "SUBMISSION_REJECTED", "the submission was rejected")
         raw = mapping.from_form(fields, ip=ip, user_agent=user_agent)
+        # prices and currency come from the route's catalog, never from the buyer
+        raw = pricing.price_form_order(raw, cfg.routes[form.route].items)
         order = self._validate(raw, rename=_form_field_name)
         self._check_destinations(cfg, form.route, order)
         submission_id = str(fields.get("submission_id") or "")[:128]
