@@ -76,8 +76,6 @@ def test_refused_with_emailstrs_error(given):
 
 
 def test_schema_still_says_email():
-    assert Buyer.model_json_schema()["properties"]["email"] == {
-        "format": "email",
-        "title": "Email",
-        "type": "string",
-    }
+    # optional (a phone-only buyer), and still an email when given
+    email = Buyer.model_json_schema()["properties"]["email"]
+    assert {"format": "email", "type": "string"} in email["anyOf"]

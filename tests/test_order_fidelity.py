@@ -219,3 +219,27 @@ def test_a_body_far_over_64_kib_is_taken(harness):
     r = harness.post(HOOK, body, signed(body))
     assert r.status_code == 202, r.text
     assert "status" not in r.json()  # accepted and queued, not recorded as a failure
+
+
+def test_a_250_line_shopify_order_is_delivered_by_way_of_s3(harness):
+    """Real orders can be large: 250 lines (over SQS's 256 KiB as an event) reach the provider whole."""
+    from orderbridge import clients
+
+    payload = case("order-usd-tax.json") | {"id": int(uuid.uuid4().int % 10**12)}
+    line = payload["line_items"][1] | {"sku": "MUG-001", "properties": [{"name": "Note", "value": "n" * 900}]}
+    payload["line_items"] = [line] * 250
+    payload["subtotal_price"] = f"{199 * 250:.2f}"
+    payload["total_price"] = f"{199 * 250 + 11.94:.2f}"
+    body = json.dumps(payload).encode()
+    r = harness.post(HOOK, body, signed(body))
+    assert r.status_code == 202 and "status" not in r.json(), r.text
+    tracking_id = r.json()["tracking_id"]
+    bucket = harness.system.resources.buckets["EventPayloadBucket"]
+    stored = clients.client("s3").list_objects_v2(Bucket=bucket, Prefix="events/").get("Contents", [])
+    assert stored, "the event went by way of S3"
+    harness.drain(until=harness.final(tracking_id), timeout=60)
+    [outcome] = harness.outcomes(tracking_id)
+    assert outcome.status is OutcomeStatus.SUCCEEDED, outcome
+    [created] = harness.orders_with_reference(tracking_id)
+    assert len(created["request"]["products"]) == 250
+    assert Decimal(str(created["order"]["total_inc_tax"])) == Decimal(payload["total_price"])

@@ -38,6 +38,7 @@ from orderbridge.constants import TRACKING_ID_KEY_SECRET_DEFAULT
 from orderbridge.credentials import CredentialStore
 from orderbridge.exceptions import ConfigurationError
 from orderbridge.identity import TrackingIds
+from orderbridge.payloads import EventCodec
 from orderbridge.imports.enqueue import OrderSink
 from orderbridge.imports.feed import FeedClient
 from orderbridge.imports.service import (
@@ -57,6 +58,13 @@ CONFIG_KEY = "orderbridge.json"
 SHOW_REJECTIONS = 20
 _RESOURCES = {
     # name: (option attribute, stack output, local state key, environment variable, option)
+    "event_payload_bucket": (
+        "event_payload_bucket",
+        "EventPayloadBucketName",
+        "event_payload_bucket",
+        "EVENT_PAYLOAD_BUCKET",
+        "--stack-name",
+    ),
     "import_table": (
         "import_table",
         "ImportStateTableName",
@@ -148,6 +156,11 @@ def build_service(conn: Connection, args: argparse.Namespace) -> ImportService:
             outcome_table=conn.table,
             state=state,
             tracking_ids=TrackingIds.from_secret(credentials, TRACKING_ID_KEY_SECRET_DEFAULT),
+            # an order too large for the queue goes by way of S3, as from the function
+            codec=EventCodec(
+                s3_client=conn.client("s3"),
+                bucket=resource(conn, args, "event_payload_bucket", required=False),
+            ),
         ),
         summaries=SummaryWriter(dynamodb_client=dynamodb, outcome_table=conn.table, metrics=False),
         s3_client=conn.client("s3"),

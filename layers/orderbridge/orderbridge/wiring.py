@@ -114,6 +114,7 @@ def dispatcher() -> Dispatcher:
         outcomes=outcome_store(),
         credentials=credentials,
         tracking_ids=tracking_ids(credentials),
+        codec=event_codec(),
         sqs_client=clients.client("sqs"),
         queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
         dead_letter_queue_url=os.environ.get(constants.DEAD_LETTER_QUEUE_URL_ENV),
