@@ -86,7 +86,7 @@ def test_a_real_shopify_order_reaches_every_provider_as_placed(harness, all_prov
     outcomes = {o.destination: o for o in harness.outcomes(tracking_id)}
     assert set(outcomes) == {"bc-demo", "lana-demo", "threekit-demo", "komerza-demo"}
     row = {}
-    for destination, outcome in outcomes.items():
+    for outcome in outcomes.values():
         provider = outcome.provider
         if outcome.status is OutcomeStatus.SUCCEEDED:
             held = provider_order(harness, provider, tracking_id)
