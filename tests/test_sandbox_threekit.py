@@ -354,17 +354,24 @@ def test_org_id_must_be_the_token_org(server):
 def test_lookup_by_platform_json_finds_exactly_that_order(server):
     a = post(server, cart_order("ref-a")).json()
     b = post(server, cart_order("ref-b")).json()
-    r = lookup(server, platform=json.dumps({"id": "ref-a"}))
+    r = lookup(server, platform=json.dumps(a["platform"]))
     assert r.status_code == 200
     body = r.json()
     assert [o["id"] for o in body["orders"]] == [a["id"]]
     assert body["count"] == 1 and body["page"] == 1 and body["perPage"] == 100
-    # every key given must match
-    full = lookup(server, platform=json.dumps(b["platform"]), orgId=ORG).json()
+    # whole-object match: the object the create sent, key order irrelevant
+    reordered = dict(reversed(list(b["platform"].items())))
+    full = lookup(server, platform=json.dumps(reordered), orgId=ORG).json()
     assert [o["id"] for o in full["orders"]] == [b["id"]]
-    mixed = lookup(server, platform=json.dumps({"id": "ref-a", "storeName": "Other Shop"})).json()
-    assert mixed == {"orders": [], "count": 0, "page": 1, "perPage": 100, "sort": "-createdAt"}
-    assert lookup(server, platform=json.dumps({"id": "ref-missing"})).json()["orders"] == []
+    # a partial object (only the id) or a different value matches nothing
+    empty = {"orders": [], "count": 0, "page": 1, "perPage": 100, "sort": "-createdAt"}
+    assert lookup(server, platform=json.dumps({"id": "ref-a"})).json() == empty
+    mixed = lookup(server, platform=json.dumps({**a["platform"], "storeName": "Other Shop"})).json()
+    assert mixed == empty
+    extra = lookup(server, platform=json.dumps({**a["platform"], "channel": "web"})).json()
+    assert extra == empty
+    missing = {**a["platform"], "id": "ref-missing"}
+    assert lookup(server, platform=json.dumps(missing)).json()["orders"] == []
     # no filter: every order of the org, newest first; another org sees none of them
     assert [o["id"] for o in lookup(server).json()["orders"]] == [b["id"], a["id"]]
     other = lookup(server, headers={"Authorization": f"Bearer {OTHER_TOKEN}"}).json()
@@ -475,7 +482,7 @@ def test_drop_after_create_loses_the_answer_but_keeps_the_order(server):
     with pytest.raises((requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         post(server, cart_order("f-drop"))
     [kept] = sandbox_orders(server)
-    found = lookup(server, platform=json.dumps({"id": "f-drop"})).json()["orders"]
+    found = lookup(server, platform=json.dumps(kept["order"]["platform"])).json()["orders"]
     assert [o["id"] for o in found] == [kept["order"]["id"]]
     assert post(server, cart_order("f-after")).status_code == 200
     assert stats(server)["counters"]["dropped"] == 1 and stats(server)["creates"] == 2
@@ -534,6 +541,24 @@ def test_adapter_end_to_end_create_then_lookup(server):
     req = provider.build_lookup(other)
     assert req is not None
     assert provider.parse_lookup(_send(provider, req)).kind is ResultKind.NOT_FOUND
+
+
+def test_adapter_lookup_sends_exactly_the_platform_object_the_create_sent(server):
+    """Drift guard: under whole-object matching only the create's own object finds the order."""
+    d = _delivery(server)
+    provider = ThreekitProvider(destination=d.destination)
+    create = provider.build_create(d)
+    assert provider.parse_create(_send(provider, create)).kind is ResultKind.SUCCEEDED
+    lookup_req = provider.build_lookup(d)
+    assert json.loads(lookup_req.params["platform"]) == create.json["platform"]
+    assert provider.parse_lookup(_send(provider, lookup_req)).kind is ResultKind.SUCCEEDED
+    # what the adapter used to send (the id alone) misses on a whole-object server
+    partial = dataclasses.replace(
+        lookup_req, params={**lookup_req.params, "platform": json.dumps({"id": d.tracking_id})}
+    )
+    assert provider.parse_lookup(_send(provider, partial)).kind is ResultKind.NOT_FOUND
+    [kept] = sandbox_orders(server)
+    assert kept["order"]["platform"] == create.json["platform"]
 
 
 def test_adapter_reads_sandbox_errors(server):

@@ -234,12 +234,11 @@ def test_lookup_asks_by_the_reference_the_create_sent():
     assert ThreekitProvider.supports_lookup is True
     req = p.build_lookup(d)
     assert req.method == "GET" and req.url == "http://sandbox.invalid/bigcommerce/api/orders"
-    # only the id: a renamed store in the settings must not hide an order created before
-    assert (
-        json.loads(req.params["platform"])
-        == {"id": _build(d).json["platform"]["id"]}
-        == {"id": d.tracking_id}
-    )
+    # exactly the object the create sent: Threekit documents only "retrieve orders by platform
+    # data", and under whole-object matching anything less misses every order
+    sent = _build(d).json["platform"]
+    assert json.loads(req.params["platform"]) == sent
+    assert sent["id"] == d.tracking_id and set(sent) == {"id", "platform", "storeName"}
     assert req.params["orgId"] == "org-42"
     # what goes over the wire is the URL-encoded JSON
     prepared = requests.Request(req.method, req.url, params=req.params).prepare()
@@ -257,7 +256,7 @@ def test_lookup_found_in_a_list_or_an_orders_object():
     order_ = {
         "id": ORDER_ID,
         "shortId": "M3kT9xQ",
-        "platform": {"id": d.tracking_id, "platform": "orderbridge"},
+        "platform": _build(d).json["platform"],
     }
     for body in ([order_], {"orders": [order_], "count": 1}):
         found = _lookup_answer(d, 200, body)
@@ -277,9 +276,23 @@ def test_lookup_ignores_orders_of_other_deliveries():
     other = {
         "id": ORDER_ID,
         "shortId": "zzz",
-        "platform": {"id": "ob_someone_else", "platform": "orderbridge"},
+        "platform": {**_build(d).json["platform"], "id": "ob_someone_else"},
     }
     assert _lookup_answer(d, 200, [other]).kind is ResultKind.NOT_FOUND
+    # same id, another object (a partial match a lenient server might answer): not ours either
+    partial = {"id": ORDER_ID, "shortId": "zzz", "platform": {"id": d.tracking_id}}
+    assert _lookup_answer(d, 200, [partial]).kind is ResultKind.NOT_FOUND
+
+
+def test_lookup_answer_that_cannot_be_checked_is_never_not_found():
+    d = _delivery()
+    # orders without a platform object: ours may be among them -> a person checks
+    bare = {"id": ORDER_ID, "shortId": "zzz"}
+    r = _lookup_answer(d, 200, [bare])
+    assert r.kind is ResultKind.REVIEW and r.error_code == "LOOKUP_UNVERIFIABLE"
+    # no request to read what was asked: retried, not taken as missing
+    answer = _response(200, json.dumps([bare]).encode())
+    assert _provider(d).parse_lookup(answer).kind is ResultKind.RETRYABLE
 
 
 def test_lookup_errors_are_not_a_not_found():

@@ -5,7 +5,8 @@ Routes (relative to the mount, as on `https://admin-fts.threekit.com`):
 * `POST /api/orders` - create an order; 200 with the bare order (`id` uuid, `shortId`).
 * `GET  /api/orders` - the token's organization's orders, newest first, as
   `{"orders": [...], "count", "page", "perPage", "sort"}`; filters `platform` (URL-encoded JSON
-  object: an order matches when its `platform` has every key of it with the same value),
+  object: an order matches when its `platform` IS that object - the same keys with the same
+  values; see `platform_matches`),
   `shortId`, `originOrgId`, `orgId`; paging `page` (from 1) and `perPage` (1..100, default 100).
 * `GET  /api/orders/{id or shortId}` - one order of the organization, or 404.
 
@@ -133,8 +134,9 @@ RULES: tuple[str, ...] = (
     "Success: 200 with the bare order: id (uuid), shortId (7 chars), orgId, originOrgId (default"
     " the org), customerId, name, platform, metadata, items, cart, derivative, status, createdAt,"
     " updatedAt.",
-    "GET /api/orders?platform=<url-encoded JSON object> finds the orders whose platform has every"
-    " key given with the same value; also shortId, originOrgId, orgId, page, perPage (max 100);"
+    "GET /api/orders?platform=<url-encoded JSON object> finds the orders whose platform is that"
+    " object (whole-object match: the same keys, the same values; a partial object matches nothing);"
+    " also shortId, originOrgId, orgId, page, perPage (max 100);"
     " answers {orders, count, page, perPage, sort}, newest first; nothing matching is an empty list.",
     "GET /api/orders/{id or shortId}: one order of the token's organization, else 404 {message}.",
     "Rate limit per organization (default 100 per 60000 ms): 429 {message} with Retry-After (seconds).",
@@ -368,11 +370,18 @@ def build_order(org_id: str, draft: Draft, short_id: str, now: datetime) -> dict
 
 
 def platform_matches(order: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """The order's platform has every key of `wanted` with the same value."""
+    """The order's platform is `wanted`: whole-object equality.
+
+    Threekit documents the filter only as "retrieve orders by platform data" (the Orders REST page:
+    `platform` as stringified, URL-encoded JSON); neither it nor `@threekit/rest-api` / treble's
+    `http/orders.ts` says a partial object matches. The strictest reading is modelled, so that an
+    adapter sending less than the create sent (e.g. `{"id": ...}` alone) misses here as it could
+    on Threekit, instead of passing only because the sandbox chose partial matching.
+    """
     platform = order.get("platform")
     if not isinstance(platform, dict):
-        return not wanted
-    return all(key in platform and platform[key] == value for key, value in wanted.items())
+        return False
+    return platform == wanted
 
 
 def take_query_token() -> None:

@@ -17,7 +17,19 @@ properties; one whose value is empty is left out).
 
 Reference on the wire: `platform.id` = tracking id (and `metadata.orderbridge_tracking_id`).
 Lookup: `GET /api/orders?platform=<JSON of the same platform object>` answers a list (or
-`{orders: [...]}`); only an order whose `platform.id` is the tracking id counts as found.
+`{orders: [...]}`); only an order whose `platform` is the object the create sent counts as found.
+
+Why the whole object: Threekit documents the filter only as "retrieve orders by platform data"
+(Threekit REST API reference, Orders: `GET /api/orders`, query `platform`, "stringified,
+URL-encoded JSON"; seed 002 for the create's `platform{id, platform, storeName}`; the
+`@threekit/rest-api` npm package and the legacy `threekit/treble-legacy` client pass the object
+through unchanged and say nothing about how it is compared). Nothing says a partial object
+matches, so the lookup sends exactly the object the create sent (`_platform`, one function for
+both): it finds the order whether Threekit compares whole objects or keys, where `{"id": ...}`
+alone would miss every order under whole-object matching and the order would be sent again.
+Residual risk (unconfirmed, stated in the report): changing the destination's `platform` or
+`store_name` setting while a delivery is still unconfirmed changes the object, and the lookup
+for that delivery misses; change them only with no delivery in CHECKING.
 Errors are classified by HTTP status; the message comes from the body's `message`/`error`.
 """
 
@@ -29,9 +41,10 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.models.config import CatalogEntry, ProviderSettings
 from orderbridge.models.order import CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
@@ -91,8 +104,33 @@ class TkOrder(BaseModel):
     platform: Any = None
 
 
+# --- the destination's settings and the route's catalog entries (checked at load time) ----------
+
+
+class ThreekitSettings(ProviderSettings):
+    """`settings` of a threekit destination."""
+
+    org_id: str | None = None
+    customer_id: str | int | None = None
+    store_name: str | None = None
+    platform: str | None = None
+    status: Status = DEFAULT_STATUS
+    derivative: dict[str, Any] | None = None
+    name_template: str | None = Field(
+        default=None, description="May use {tracking_id}, {external_order_id}, {source}."
+    )
+
+
+class ThreekitCatalogEntry(CatalogEntry):
+    """One SKU of a route's catalog for a threekit destination (`configuration_id` also read)."""
+
+    configurationId: UUID = Field(validation_alias=AliasChoices("configurationId", "configuration_id"))
+
+
 class ThreekitProvider(Provider):
     name: ClassVar[str] = "threekit"
+    settings_model: ClassVar[type[ProviderSettings]] = ThreekitSettings
+    catalog_entry_model: ClassVar[type[CatalogEntry]] = ThreekitCatalogEntry
     default_base_url: ClassVar[str] = "https://admin-fts.threekit.com"
     supports_lookup: ClassVar[bool] = True
 
@@ -210,9 +248,10 @@ class ThreekitProvider(Provider):
         return self._result(response, kind, provider_order_id=order.id, provider_reference=order.shortId)
 
     def build_lookup(self, delivery: Delivery) -> ProviderRequest:
-        # Only the reference: a later change of the store name or platform label in the settings
-        # must not make the lookup miss an order created before it (and send it again).
-        params = {"platform": json.dumps({"id": delivery.reference}, separators=(",", ":"))}
+        # Exactly the platform object the create sent, serialized the same way (see the module
+        # docstring: whole-object matching is the reading under which a partial object misses).
+        platform = self._platform(delivery).model_dump(mode="json", exclude_none=True)
+        params = {"platform": json.dumps(platform, separators=(",", ":"))}
         org_id = self.destination.settings.get("org_id")
         if org_id:
             params["orgId"] = str(org_id)
@@ -227,21 +266,47 @@ class ThreekitProvider(Provider):
             body = body.get("orders")
         if not isinstance(body, list):
             return self._result(
-                response, ResultKind.RETRYABLE, "BAD_RESPONSE", "lookup answered without an order list"
+                response,
+                ResultKind.RETRYABLE,
+                "BAD_RESPONSE",
+                "lookup answered without an order list",
+                unknown_result=True,
             )
-        reference = _platform_id_of(response)
+        asked = _platform_asked(response)
+        if asked is None:  # cannot check the answer against what was asked: neither found nor not
+            return self._result(
+                response,
+                ResultKind.RETRYABLE,
+                "BAD_RESPONSE",
+                "lookup answer without the platform object it was asked for",
+                unknown_result=True,
+            )
+        unverifiable = 0
         for entry in body:
             try:
                 order = TkOrder.model_validate(entry)
             except ValidationError:
                 continue
-            if reference is None or _matches(order, reference):
+            if not isinstance(order.platform, dict):
+                unverifiable += 1
+                continue
+            if order.platform == asked:
                 return self._result(
                     response,
                     ResultKind.SUCCEEDED,
                     provider_order_id=order.id,
                     provider_reference=order.shortId,
                 )
+        if unverifiable:
+            # orders answered without their platform object: ours may be among them
+            return self._result(
+                response,
+                ResultKind.REVIEW,
+                "LOOKUP_UNVERIFIABLE",
+                f"Threekit answered {unverifiable} order(s) without a platform object for "
+                f"platform.id {asked.get('id')}; a person checks which one is this delivery's",
+                unknown_result=True,
+            )
         return self._result(response, ResultKind.NOT_FOUND)
 
     # --- helpers -------------------------------------------------------------------------------
@@ -302,8 +367,8 @@ def _line(line: OrderLine) -> dict[str, Any]:
     return meta
 
 
-def _platform_id_of(response: requests.Response) -> str | None:
-    """The tracking id the lookup asked for, read back from the request that was sent."""
+def _platform_asked(response: requests.Response) -> dict[str, Any] | None:
+    """The platform object the lookup asked for, read back from the request that was sent."""
     request = getattr(response, "request", None)
     url = getattr(request, "url", None)
     if not url:
@@ -313,14 +378,7 @@ def _platform_id_of(response: requests.Response) -> str | None:
         asked = json.loads(values[0]) if values else None
     except ValueError:
         return None
-    return str(asked["id"]) if isinstance(asked, dict) and asked.get("id") else None
-
-
-def _matches(order: TkOrder, reference: str) -> bool:
-    """An order carrying our platform id; one without a platform object trusts the server's filter."""
-    if not isinstance(order.platform, dict):
-        return True
-    return str(order.platform.get("id")) == reference
+    return asked if isinstance(asked, dict) and asked.get("id") else None
 
 
 def _text(value: Any) -> str | None:
