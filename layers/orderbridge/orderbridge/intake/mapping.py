@@ -175,6 +175,25 @@ def skip_reason(payload: Any) -> tuple[str, str] | None:
     return None
 
 
+# Shopify's REST Admin API DraftOrder resource has fields an Order never has (`invoice_url`,
+# `invoice_sent_at`, `reserve_inventory_until`, `order_id` - the order it became -, `completed_at`,
+# and `status` open / invoice_sent / completed; an Order has `financial_status` and
+# `fulfillment_status`, no `status`). Shopify signs the body, not the `X-Shopify-Topic` header, so
+# a draft order's body delivered with its topic changed to orders/create is recognised by its body.
+DRAFT_ORDER_FIELDS = ("invoice_url", "invoice_sent_at", "reserve_inventory_until", "order_id", "completed_at")
+DRAFT_ORDER_STATUSES = ("open", "invoice_sent", "completed")
+
+
+def is_draft_order(payload: Any) -> bool:
+    """True for a Shopify DraftOrder body (whatever topic header came with it): not an order."""
+    if not isinstance(payload, dict):
+        return False
+    if any(key in payload for key in DRAFT_ORDER_FIELDS):
+        return True
+    status = payload.get("status")
+    return isinstance(status, str) and status.strip().lower() in DRAFT_ORDER_STATUSES
+
+
 # --- generic canonical event (Standard Webhooks convention) -------------------------------------
 
 CANONICAL_EVENT_TYPE = "order.created"
@@ -252,13 +271,26 @@ def from_form(fields: Mapping[str, Any], *, ip: str | None, user_agent: str | No
     return order | {"buyer": buyer, "lines": lines}
 
 
+MAX_FORM_DEPTH = 4  # items[0][sku] nests 3 levels; nothing a form sends goes deeper
+MAX_FORM_NAME = 200  # characters in one field name
+
+
 def parse_urlencoded(body: str) -> dict[str, Any]:
-    """`a=1&address[city]=X&items[0][sku]=S` -> nested dicts (PHP/Rails bracket convention)."""
+    """`a=1&address[city]=X&items[0][sku]=S` -> nested dicts (PHP/Rails bracket convention).
+
+    Field names nest at most `MAX_FORM_DEPTH` levels and are at most `MAX_FORM_NAME` characters:
+    anything else is a ValueError (400 `MALFORMED_BODY`), never a structure deep enough to exhaust
+    the recursion of whatever reads it next (validation, masking, logging).
+    """
     from urllib.parse import parse_qsl
 
     out: dict[str, Any] = {}
     for key, value in parse_qsl(body, keep_blank_values=True, max_num_fields=500):
+        if len(key) > MAX_FORM_NAME:
+            raise ValueError(f"a field name is longer than {MAX_FORM_NAME} characters")
         parts = key.replace("]", "").split("[")
+        if len(parts) > MAX_FORM_DEPTH:
+            raise ValueError(f"a field name nests deeper than {MAX_FORM_DEPTH} levels")
         node = out
         for part in parts[:-1]:
             nxt = node.get(part)
