@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
-from pydantic import ValidationError
 
 from orderbridge import clients
+from orderbridge.config.check import InvalidConfigurationError, validate_document
 from orderbridge.exceptions import ConfigurationError
 from orderbridge.models.config import OrderbridgeConfig
+
+logger = logging.getLogger(__name__)
 
 
 class S3ConfigProvider(BaseProvider):
@@ -30,7 +32,12 @@ class S3ConfigProvider(BaseProvider):
 
 
 class ConfigStore:
-    """The validated configuration, re-read at most every `max_age` seconds."""
+    """The validated configuration, re-read at most every `max_age` seconds.
+
+    A new document that is not valid is refused whole (no part of it is used): the store keeps
+    serving the last good one and logs the problems at ERROR, once per refused document. With no
+    good document yet, `load` raises ConfigurationError listing the problems.
+    """
 
     def __init__(self, *, bucket: str, key: str, max_age: int = 60, s3_client: Any = None) -> None:
         self._provider = S3ConfigProvider(bucket=bucket, s3_client=s3_client)
@@ -38,6 +45,7 @@ class ConfigStore:
         self._max_age = max_age
         self._raw: str | None = None
         self._parsed: OrderbridgeConfig | None = None
+        self._refused: tuple[str, InvalidConfigurationError] | None = None
 
     def load(self) -> OrderbridgeConfig:
         try:
@@ -45,10 +53,25 @@ class ConfigStore:
         except Exception as exc:  # botocore errors, missing object
             raise ConfigurationError(f"cannot read configuration s3://.../{self._key}: {exc}") from exc
         assert isinstance(raw, str)
-        if raw != self._raw or self._parsed is None:
+        if raw == self._raw and self._parsed is not None:
+            return self._parsed
+        if self._refused is not None and self._refused[0] == raw:
+            error = self._refused[1]
+        else:
             try:
-                self._parsed = OrderbridgeConfig.model_validate(json.loads(raw))
-            except (ValueError, ValidationError) as exc:
-                raise ConfigurationError(f"invalid configuration document: {exc}") from exc
-            self._raw = raw
-        return self._parsed
+                self._parsed = validate_document(raw)
+            except InvalidConfigurationError as exc:
+                error = exc
+                self._refused = (raw, exc)
+                logger.error(
+                    "configuration s3://.../%s refused (%s); %s",
+                    self._key,
+                    "; ".join(exc.problems),
+                    "keeping the last good one" if self._parsed is not None else "no good one to keep",
+                )
+            else:
+                self._raw, self._refused = raw, None
+                return self._parsed
+        if self._parsed is not None:
+            return self._parsed
+        raise error

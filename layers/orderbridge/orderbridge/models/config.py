@@ -5,18 +5,107 @@ It lives in S3 (one JSON document), not in code, so an operator changes a route 
 
 from __future__ import annotations
 
+import difflib
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from orderbridge.imports.config import ImportSource
 from orderbridge.models import money
 from orderbridge.models.names import Name, Shop
 
+#: The functions' roles may read only secrets under these (template.yaml `GetSecretValue` policies):
+#: any other id works on moto and is AccessDenied on AWS.
+DESTINATION_SECRET_PREFIX = "orderbridge/providers/"
+WEBHOOK_SECRET_PREFIX = "orderbridge/webhooks/"
+#: `${NAME}` left in a document: the local run fills these in (`${SANDBOX_URL}`); AWS never does.
+PLACEHOLDER = re.compile(r"\$\{[A-Za-z0-9_]*\}")
+
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _currency_code(value: str) -> str:
+    code = value.strip().upper()
+    try:
+        money.minor_units(code)
+    except money.UnknownCurrencyError:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code") from None
+    return code
+
+
+#: An ISO 4217 code (any case in the document; upper case once validated).
+CurrencyCode = Annotated[str, AfterValidator(_currency_code)]
+
+
+class ProviderSettings(_Config):
+    """Base of a provider's `destination.settings` model (`Provider.settings_model`): unknown keys
+    are refused at load time, naming the destination and the key."""
+
+
+class CatalogEntry(_Config):
+    """Base of a provider's route catalog entry model (`Provider.catalog_entry_model`): what the
+    adapter reads for one SKU. Validated with `context={"settings": <the destination's settings
+    model>}` so an entry can check itself against its destination (a price in its currency)."""
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    keys: list[str] = []
+    for name, info in model.model_fields.items():
+        keys.append(name)
+        alias = info.validation_alias
+        choices = getattr(alias, "choices", None)
+        if isinstance(alias, str):
+            keys.append(alias)
+        elif choices:
+            keys += [c for c in choices if isinstance(c, str)]
+    return sorted(set(keys))
+
+
+def describe_errors(exc: ValidationError, where: str, model: type[BaseModel]) -> list[str]:
+    """One line per problem, naming `where` and the key: an unknown key with the key it most likely
+    means (`productid` -> `product_id`) and the keys allowed."""
+    lines = []
+    allowed = _keys_of(model)
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            key = str(error["loc"][-1])
+            near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or difflib.get_close_matches(
+                key.lower().replace("-", "_"), [k.lower() for k in allowed], n=1, cutoff=0.6
+            )
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            lines.append(f"{where}: unknown key {loc!r} ({hint}allowed: {', '.join(allowed)})")
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{where}{' ' + loc if loc else ''}: {message}")
+    return lines
+
+
+def placeholders(value: Any, path: str = "") -> list[str]:
+    """Where `${...}` placeholders are left in a document: `path: ${NAME}` for each."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += placeholders(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += placeholders(item, f"{path}[{index}]")
+    elif isinstance(value, str):
+        found += [f"{path}: {m}" for m in PLACEHOLDER.findall(value)]
+    return found
 
 
 class Limit(_Config):
@@ -222,6 +311,64 @@ class OrderbridgeConfig(_Config):
         for name, source in self.imports.items():
             if source.route not in self.routes:
                 problems.append(f"import source {name!r} names unknown route {source.route!r}")
+        problems += self._secret_problems()
+        problems += self._provider_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _secret_problems(self) -> list[str]:
+        why = (
+            "the functions' roles may read only secrets under it (template.yaml): "
+            "any other id is AccessDenied on AWS"
+        )
+        problems = [
+            f"destination {name!r}: secret_id {d.secret_id!r} must start with "
+            f"{DESTINATION_SECRET_PREFIX!r}: {why}"
+            for name, d in self.destinations.items()
+            if not d.secret_id.startswith(DESTINATION_SECRET_PREFIX)
+        ]
+        problems += [
+            f"webhook source {name!r}: secret_id {h.secret_id!r} must start with "
+            f"{WEBHOOK_SECRET_PREFIX!r}: {why}"
+            for name, h in self.webhooks.items()
+            if not h.secret_id.startswith(WEBHOOK_SECRET_PREFIX)
+        ]
+        return problems
+
+    def _provider_problems(self) -> list[str]:
+        """Each destination's provider is registered; its settings and every route catalog entry
+        for it are what the provider's adapter reads (`settings_model`, `catalog_entry_model`)."""
+        from orderbridge.providers.registry import provider_models, registered_providers
+
+        problems: list[str] = []
+        validated: dict[str, BaseModel | None] = {}
+        entry_models: dict[str, type[BaseModel] | None] = {}
+        for name, destination in self.destinations.items():
+            models = provider_models(destination.provider)
+            if models is None:
+                problems.append(
+                    f"destination {name!r}: unknown provider {destination.provider!r} "
+                    f"(known: {', '.join(registered_providers())})"
+                )
+                continue
+            settings_model, entry_models[name] = models
+            validated[name] = None
+            if settings_model is not None:
+                try:
+                    validated[name] = settings_model.model_validate(destination.settings)
+                except ValidationError as exc:
+                    problems += describe_errors(exc, f"destination {name!r} settings", settings_model)
+        for route_name, route in self.routes.items():
+            for rd in route.destinations:
+                entry_model = entry_models.get(rd.destination)
+                if entry_model is None:
+                    continue
+                context = {"settings": validated.get(rd.destination)}
+                for sku, entry in rd.catalog.items():
+                    where = f"route {route_name!r} destination {rd.destination!r} catalog SKU {sku!r}"
+                    try:
+                        entry_model.model_validate(entry, context=context)
+                    except ValidationError as exc:
+                        problems += describe_errors(exc, where, entry_model)
+        return problems

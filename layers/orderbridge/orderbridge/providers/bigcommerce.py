@@ -42,6 +42,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.models.config import CatalogEntry, CurrencyCode, ProviderSettings
 from orderbridge.models.order import Address, Buyer, CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
@@ -296,8 +297,36 @@ def _variant_name(line: OrderLine) -> str:
     return name
 
 
+# --- the destination's settings and the route's catalog entries (checked at load time) ----------
+
+
+class BigCommerceSettings(ProviderSettings):
+    """`settings` of a bigcommerce destination."""
+
+    store_hash: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")] = Field(
+        description="The store's hash: `/stores/{store_hash}/v2/orders`."
+    )
+    currencies: list[CurrencyCode] | CurrencyCode = Field(
+        default=list(DEFAULT_CURRENCIES), description="The store's enabled currencies; others are refused."
+    )
+    status_id: int = Field(default=DEFAULT_STATUS_ID, ge=0, description="Status of a created order.")
+    external_source: str | None = Field(default=None, description="Every order's `external_source`.")
+    payment_method: str = Field(default="Manual", description="When the order names none.")
+
+
+class BigCommerceCatalogEntry(CatalogEntry):
+    """One SKU of a route's catalog for a bigcommerce destination."""
+
+    product_id: int = Field(ge=1)
+    variant_id: int | None = Field(default=None, ge=1)
+    options: dict[str, int] = Field(default_factory=dict, description="Line property -> option id.")
+    product_options: list[BcOption] = Field(default_factory=list, description="Fixed options of every order.")
+
+
 class BigCommerceProvider(Provider):
     name: ClassVar[str] = "bigcommerce"
+    settings_model: ClassVar[type[ProviderSettings]] = BigCommerceSettings
+    catalog_entry_model: ClassVar[type[CatalogEntry]] = BigCommerceCatalogEntry
     default_base_url: ClassVar[str] = "https://api.bigcommerce.com"
     supports_lookup: ClassVar[bool] = True
     retry_after_header: ClassVar[str] = "X-Retry-After"

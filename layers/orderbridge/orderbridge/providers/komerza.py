@@ -44,6 +44,7 @@ from uuid import UUID
 import requests
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -51,10 +52,12 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
 from orderbridge.models import money
+from orderbridge.models.config import CatalogEntry, CurrencyCode, ProviderSettings
 from orderbridge.models.order import CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
@@ -137,8 +140,49 @@ class KzEnvelope(BaseModel):
     data: Any = None
 
 
+# --- the destination's settings and the route's catalog entries (checked at load time) ----------
+
+
+class KomerzaSettings(ProviderSettings):
+    """`settings` of a komerza destination."""
+
+    store_id: Annotated[str, StringConstraints(min_length=1)]
+    currency: CurrencyCode = Field(default=DEFAULT_CURRENCY, description="The store's currency.")
+    mode: Literal["items", "cost"] = "items"
+    gateway: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    on_price_difference: Literal["cost", "refuse"] = "cost"
+    send_receipt: bool = True
+    return_url: str | None = None
+    checkout_url_template: str | None = Field(default=None, description="May use {order_id}, {store_id}.")
+
+    @model_validator(mode="after")
+    def _template_fields(self) -> KomerzaSettings:
+        try:
+            (self.checkout_url_template or "").format(order_id="o", store_id="s")
+        except (AttributeError, KeyError, IndexError, ValueError):
+            raise ValueError("checkout_url_template may only use {order_id} and {store_id}") from None
+        return self
+
+
+class KomerzaCatalogEntry(CatalogEntry):
+    """One SKU of a route's catalog for a komerza destination (`product_id`/`variant_id` also read)."""
+
+    productId: UUID = Field(validation_alias=AliasChoices("productId", "product_id"))
+    variantId: UUID = Field(validation_alias=AliasChoices("variantId", "variant_id"))
+    price: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False, description="Komerza's price.")
+
+    @model_validator(mode="after")
+    def _price_in_store_currency(self, info: Any) -> KomerzaCatalogEntry:
+        currency = getattr((info.context or {}).get("settings"), "currency", DEFAULT_CURRENCY)
+        if self.price is not None and not money.fits(self.price, currency):
+            raise ValueError(f"price {self.price} has more decimals than the store's {currency} allows")
+        return self
+
+
 class KomerzaProvider(Provider):
     name: ClassVar[str] = "komerza"
+    settings_model: ClassVar[type[ProviderSettings]] = KomerzaSettings
+    catalog_entry_model: ClassVar[type[CatalogEntry]] = KomerzaCatalogEntry
     default_base_url: ClassVar[str] = "https://api.komerza.com"
     supports_lookup: ClassVar[bool] = False
 

@@ -60,10 +60,19 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
 from orderbridge.models import money
+from orderbridge.models.config import CatalogEntry, CurrencyCode, ProviderSettings
 from orderbridge.models.order import Address, CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
@@ -155,8 +164,32 @@ class LnError(BaseModel):
     meta: dict[str, Any] | None = None
 
 
+# --- the destination's settings and the route's catalog entries (checked at load time) ----------
+
+
+class LanaSettings(ProviderSettings):
+    """`settings` of a lana destination."""
+
+    shop_id: Annotated[str, StringConstraints(pattern=SHOP_ID_PATTERN)]
+    gateway_id: str | None = None
+    currencies: list[CurrencyCode] | None = Field(default=None, description="None: any currency.")
+    custom_items_physical: bool = True
+    custom_items_taxable: bool = True
+
+
+class LanaCatalogEntry(CatalogEntry):
+    """One SKU of a route's catalog for a lana destination (`variantId` also read)."""
+
+    variant_id: Annotated[str, StringConstraints(min_length=1)] = Field(
+        validation_alias=AliasChoices("variant_id", "variantId")
+    )
+    price: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False, description="Lana's price.")
+
+
 class LanaProvider(Provider):
     name: ClassVar[str] = "lana"
+    settings_model: ClassVar[type[ProviderSettings]] = LanaSettings
+    catalog_entry_model: ClassVar[type[CatalogEntry]] = LanaCatalogEntry
     default_base_url: ClassVar[str] = "https://api.lana.dev"
     supports_lookup: ClassVar[bool] = True
 

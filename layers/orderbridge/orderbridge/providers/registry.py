@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
+from pydantic import BaseModel
+
 from orderbridge.exceptions import UnknownProviderError
 from orderbridge.providers.base import Provider
 
@@ -32,3 +34,12 @@ def get_provider_class(name: str) -> type[Provider]:
     cls = getattr(importlib.import_module(module_name), class_name)
     assert issubclass(cls, Provider)
     return cls
+
+
+def provider_models(name: str) -> tuple[type[BaseModel] | None, type[BaseModel] | None] | None:
+    """The provider's `settings_model` and `catalog_entry_model` (None: not declared), or None when
+    no adapter is registered under `name`. Used by the configuration model at load time."""
+    if name not in PROVIDERS:
+        return None
+    cls = get_provider_class(name)
+    return getattr(cls, "settings_model", None), getattr(cls, "catalog_entry_model", None)

@@ -1,0 +1,64 @@
+"""Validating a configuration document as the functions do: one list of problems, each naming
+where it is (destination, route, SKU, form) and the key, for the loader, `make up` and
+`orderbridge config check`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from orderbridge.exceptions import ConfigurationError
+from orderbridge.models.config import OrderbridgeConfig, placeholders
+
+
+class InvalidConfigurationError(ConfigurationError):
+    """The document is not valid; `problems` lists what is wrong, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration document:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def problems_of(exc: ValidationError) -> list[str]:
+    """One line per problem; the document-level checks' problems (joined by "; ") split again."""
+    lines: list[str] = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = ".".join(str(part) for part in error["loc"])
+        if not loc:
+            lines += message.split("; ")
+        elif error["type"] == "extra_forbidden":
+            lines.append(f"{loc}: unknown key")
+        else:
+            lines.append(f"{loc}: {message}")
+    return lines
+
+
+def validate_document(document: str | bytes | dict[str, Any], *, local: bool = False) -> OrderbridgeConfig:
+    """The validated configuration, or InvalidConfigurationError listing every problem.
+
+    `${NAME}` placeholders are refused unless `local` (the local run fills them in before the
+    functions read the document; on AWS nothing does, so a placeholder left is a broken URL)."""
+    data: Any = document
+    if not isinstance(document, dict):
+        try:
+            data = json.loads(document)
+        except ValueError as exc:
+            raise InvalidConfigurationError([f"not JSON: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise InvalidConfigurationError([f"the document must be a JSON object, not {type(data).__name__}"])
+    problems: list[str] = []
+    if not local:
+        problems += [
+            f"{where} left in the document: only the local run fills in placeholders; write the value for AWS"
+            for where in placeholders(data)
+        ]
+    try:
+        config = OrderbridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        problems += problems_of(exc)
+    if problems:
+        raise InvalidConfigurationError(problems)
+    return config
