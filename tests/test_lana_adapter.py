@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from orderbridge.exceptions import CredentialsError, RequestRejectedError
-from orderbridge.providers.base import ResultKind
+from orderbridge.providers.base import ProviderResult, ResultKind
 from orderbridge.providers.lana import LanaProvider
 from orderbridge.providers.registry import get_provider_class
 from tests.factories import ORDER, delivery, order
@@ -181,16 +181,71 @@ def test_idempotency_key_differs_between_deliveries():
     assert all(k.startswith("ob_") and len(k) <= 64 for k in keys)
 
 
-def test_lookup_replays_the_identical_create():
+def _search_answer(d, status: int, body) -> ProviderResult:
+    """The adapter's reading of an order-search answer, with the request it sent attached."""
+    p = _provider(d)
+    req = p.build_lookup(d)
+    prepared = requests.Request(req.method, req.url, params=req.params, json=req.json).prepare()
+    r = _json(status, body)
+    r.request = prepared
+    return p.parse_lookup(r)
+
+
+def test_lookup_is_the_tag_search_never_a_replayed_create():
+    # Lana replays a create only briefly and only for a byte-identical body: a lookup by replay
+    # would create a second order after the window or after a catalog/settings change
     d = _delivery()
     p = _provider(d)
     assert LanaProvider.supports_lookup is True
-    assert p.build_lookup(d) == p.build_create(d)
-    replay = p.parse_lookup(_json(200, [{"id": "or_EQzGqWoY", "number": 1001}]))
-    assert replay.kind is ResultKind.SUCCEEDED and replay.provider_order_id == "or_EQzGqWoY"
-    assert (
-        p.parse_lookup(_json(500, {"error": {"code": 500, "message": "down"}})).kind is ResultKind.RETRYABLE
-    )
+    req = p.build_lookup(d)
+    assert req != p.build_create(d)
+    assert req.method == "POST" and req.url == f"{p.base_url}/search/orders.json"
+    assert req.params == {"shop_id": "sh_EQzGqWoY", "limit": "50", "offset": "0"}
+    assert "Idempotency-Key" not in req.headers
+    assert req.json == [
+        {"op": "eq", "name": "tags", "text": f"orderbridge:{d.tracking_id}", "parent_index": -1}
+    ]
+    # the tag searched for is the tag the create sent
+    assert f"orderbridge:{d.tracking_id}" in p.build_create(d).json[0]["tags"]
+
+
+def test_lookup_takes_only_an_order_carrying_the_exact_tag():
+    d = _delivery()
+    tag = f"orderbridge:{d.tracking_id}"
+    ours = {"id": "or_EQzGqWoY", "number": 1001, "tags": ["x", tag]}
+    unrelated = {"id": "or_Other001", "number": 7, "tags": [f"{tag}-2", "orderbridge:ob_other"]}
+    found = _search_answer(d, 200, {"items": [unrelated, ours]})
+    assert found.kind is ResultKind.SUCCEEDED
+    assert found.provider_order_id == "or_EQzGqWoY" and found.provider_reference == "1001"
+    assert _search_answer(d, 200, {"items": [unrelated]}).kind is ResultKind.NOT_FOUND
+    assert _search_answer(d, 200, {"items": []}).kind is ResultKind.NOT_FOUND
+    two = _search_answer(d, 200, {"items": [ours, {**ours, "id": "or_Twice001"}]})
+    assert two.kind is ResultKind.REVIEW and two.error_code == "DUPLICATE_REFERENCE"
+
+
+def test_lookup_answers_that_cannot_be_read_are_never_not_found():
+    d = _delivery()
+    assert _search_answer(d, 200, {"nothing": True}).kind is ResultKind.RETRYABLE
+    down = _search_answer(d, 500, {"error": {"code": 500, "message": "down"}})
+    assert down.kind is ResultKind.RETRYABLE
+    refused = _search_answer(d, 400, {"error": {"code": 1000, "message": "invalid", "meta": {"fields": []}}})
+    assert refused.kind is ResultKind.PERMANENT and refused.kind is not ResultKind.NOT_FOUND
+    # without the request it answered, the answer cannot be checked
+    bare = _provider(d).parse_lookup(_json(200, {"items": [{"id": "or_EQzGqWoY", "tags": []}]}))
+    assert bare.kind is ResultKind.RETRYABLE
+
+
+def test_create_refused_for_a_reused_key_is_parked_not_failed():
+    d = _delivery()
+    body = {
+        "error": {
+            "code": 1000,
+            "message": "Invalid input",
+            "meta": {"fields": [{"field": "Idempotency-Key", "problem": "duplicate"}]},
+        }
+    }
+    r = _provider(d).parse_create(_json(422, body))
+    assert r.kind is ResultKind.REVIEW and r.error_code == "KEY_REUSED" and r.unknown_result
 
 
 # --- limits and refusals ---------------------------------------------------------------------------

@@ -610,18 +610,17 @@ def _adapter_delivery(server: SandboxServer) -> tuple[LanaProvider, Any]:
     return LanaProvider(destination=destination), d
 
 
-def test_adapter_end_to_end_create_replay_and_drop(server):
+def test_adapter_end_to_end_create_search_and_drop(server):
     provider, d = _adapter_delivery(server)
     auth = provider.auth_headers({"token": TOKEN})
     sender = Sender(timeout=5)
 
     create = provider.build_create(d)
-    lookup = provider.build_lookup(d)
     bodies = [
         requests.Request(r.method, r.url, params=r.params, headers=r.headers, json=r.json).prepare().body
-        for r in (create, lookup, provider.build_create(d))
+        for r in (create, provider.build_create(d))
     ]
-    assert bodies[0] == bodies[1] == bodies[2]  # requests' own serialisation is byte-identical
+    assert bodies[0] == bodies[1]  # the create stays byte-identical: the key's replay still helps
 
     response = sender.send(create, auth)
     assert isinstance(response, requests.Response)
@@ -630,17 +629,20 @@ def test_adapter_end_to_end_create_replay_and_drop(server):
     assert result.provider_order_id and result.provider_order_id.startswith("or_")
     assert result.provider_reference == "1001"
 
-    replay = sender.send(lookup, auth)
-    assert isinstance(replay, requests.Response)
-    found = provider.parse_lookup(replay)
+    lookup = provider.build_lookup(d)
+    assert lookup.url.endswith("/search/orders.json") and lookup.json != create.json
+    searched = sender.send(lookup, auth)
+    assert isinstance(searched, requests.Response)
+    found = provider.parse_lookup(searched)
     assert found.kind is ResultKind.SUCCEEDED and found.provider_order_id == result.provider_order_id
+    assert found.provider_reference == "1001"
     [kept] = sandbox_orders(server)
     assert kept["raw_body"].encode() == bodies[0]
     assert kept["headers"]["Idempotency-Key"] == LanaProvider.idempotency_key(d)
     # line properties go as tags (Lana's fields need a product field set)
     assert any(tag.startswith("line 1 Engraving: ") for tag in kept["order"]["tags"])
 
-    # a connection dropped after the create: the pipeline's lookup (the same request) finds it
+    # a connection dropped after the create: the pipeline's lookup (the tag search) finds it
     provider2, d2 = _adapter_delivery(server)
     set_fault(server, mode="drop_after_create")
     lost = sender.send(provider2.build_create(d2), auth)
@@ -650,6 +652,89 @@ def test_adapter_end_to_end_create_replay_and_drop(server):
     recovered = provider2.parse_lookup(again)
     assert recovered.kind is ResultKind.SUCCEEDED and recovered.provider_reference == "1002"
     assert len(sandbox_orders(server)) == 2
+
+    # nothing created for a third delivery: not found
+    provider3, d3 = _adapter_delivery(server)
+    missing = sender.send(provider3.build_lookup(d3), auth)
+    assert isinstance(missing, requests.Response)
+    assert provider3.parse_lookup(missing).kind is ResultKind.NOT_FOUND
+
+
+def _set_ttl(server: SandboxServer, seconds: float) -> None:
+    r = requests.post(
+        f"{server.url}/_sandbox/lana/config",
+        json={"accounts": {SHOP: {"idempotency_ttl_seconds": seconds}}},
+        timeout=5,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_idempotency_key_is_forgotten_after_the_window(server):
+    """Lana keeps a key for an unspecified, short time: after it the same request is a new order."""
+    raw = json.dumps([{"line_items": [{"variant_id": TEE, "quantity": 1}], "tags": ["t"]}])
+    _set_ttl(server, 0)
+    try:
+        first = post(server, raw, key="key-expiring")
+        second = post(server, raw, key="key-expiring")
+        assert first.status_code == second.status_code == 200
+        assert first.json()[0]["id"] != second.json()[0]["id"]
+        assert len(sandbox_orders(server)) == 2
+    finally:
+        _set_ttl(server, 60)
+    # inside the window the identical retry is replayed
+    third = post(server, raw, key="key-kept")
+    assert post(server, raw, key="key-kept").json() == third.json()
+    assert len(sandbox_orders(server)) == 3
+
+
+def test_retry_after_the_replay_window_is_found_by_the_tag_search(server):
+    """Drift guard: replaying the create as the lookup would make a second order once the key is
+    forgotten; the adapter's lookup (the tag search) finds the first order instead."""
+    provider, d = _adapter_delivery(server)
+    auth = provider.auth_headers({"token": TOKEN})
+    sender = Sender(timeout=5)
+    set_fault(server, mode="drop_after_create")
+    assert isinstance(sender.send(provider.build_create(d), auth), ProviderResult)
+    _set_ttl(server, 0)  # Lana forgot the key (a DLQ redrive hours later)
+    try:
+        found = provider.parse_lookup(sender.send(provider.build_lookup(d), auth))
+        assert found.kind is ResultKind.SUCCEEDED
+        [kept] = sandbox_orders(server)
+        assert found.provider_order_id == kept["order"]["id"]
+        # what the old lookup (the create replayed) would have done now: a second order
+        replayed = provider.parse_create(sender.send(provider.build_create(d), auth))
+        assert replayed.kind is ResultKind.SUCCEEDED and replayed.provider_order_id != kept["order"]["id"]
+        assert len(sandbox_orders(server)) == 2
+        # and with two orders carrying the tag, the search parks the delivery for a person
+        twice = provider.parse_lookup(sender.send(provider.build_lookup(d), auth))
+        assert twice.kind is ResultKind.REVIEW and twice.error_code == "DUPLICATE_REFERENCE"
+    finally:
+        _set_ttl(server, 60)
+
+
+def test_search_validates_its_options(server):
+    url = f"{server.url}/lana/search/orders.json"
+    params = {"shop_id": SHOP}
+    post(server, json.dumps([{"line_items": [{"variant_id": TEE, "quantity": 1}], "tags": ["a", "b"]}]))
+    ok = requests.post(
+        url, params=params, headers=AUTH, json=[{"op": "eq", "name": "tags", "text": "a"}], timeout=5
+    )
+    assert ok.status_code == 200 and ok.json()["total"] == 1 and len(ok.json()["items"]) == 1
+    none = requests.post(
+        url, params=params, headers=AUTH, json=[{"op": "eq", "name": "tags", "text": "ab"}], timeout=5
+    )
+    assert none.json() == {"items": [], "total": 0}
+    both = [
+        {"op": "and", "parent_index": -1},
+        {"op": "eq", "name": "tags", "text": "a", "parent_index": 0},
+        {"op": "eq", "name": "tags", "text": "b", "parent_index": 0},
+    ]
+    assert requests.post(url, params=params, headers=AUTH, json=both, timeout=5).json()["total"] == 1
+    bad = requests.post(
+        url, params=params, headers=AUTH, json=[{"op": "like", "name": "tags", "text": "a"}], timeout=5
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == 1000
+    assert requests.post(url, params=params, json=[], timeout=5).status_code == 401
 
 
 def test_adapter_reads_the_sandbox_errors(server):

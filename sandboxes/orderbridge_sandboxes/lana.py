@@ -7,10 +7,23 @@ Routes (relative to the mount, as on `https://api.lana.dev`):
   `updated_at` are accepted as query parameters (the seed lists them) and ignored.
 * `GET  /orders.json?shop_id=sh_...` - orders of the shop, oldest first; `ids=or_a,or_b` (each must
   exist, else 404), `uuid=<order uuid>`; `tag=<tag>` is a sandbox convenience, not a Lana filter.
+* `POST /search/orders.json?shop_id=sh_...&limit=&offset=&sort_by=&sort_desc=` - Lana's order
+  search ("Search Orders", docs.lana.dev/commerce/query/searchOrders; the request as Lana's CLI
+  sends it, github.com/lana-commerce/lana-cli `generated/orders.ts`, `orders search`): the body is an
+  array of search options `{op, name, text, number, boolean, nil, now, zero, context,
+  parent_index}`; the answer `{"items": [Order...], "total": n}`. Modelled: `op` `eq` on `tags`
+  (orders whose tags hold that exact text), `id`, `number`, `customer_email`, `currency`; `op`
+  `and` as the parent of others (`parent_index`); anything else is 1000 `invalid_value` on
+  `<index>.op` / `<index>.name`. The vocabulary of ops and names is the sandbox's choice: the
+  public material read shows the option's fields, not the names Lana's order search accepts.
 
 Every request needs `Authorization: Bearer <JWT>`. An `Idempotency-Key` header makes a create
-safe to retry: a later request with the same key and a byte-identical body answers the first
-result again (same status, same body) without creating anything. Keys are remembered per shop.
+safe to retry, for a short time only: a later request with the same key and a byte-identical body
+answers the first result again (same status, same body) without creating anything, while the key
+is remembered. Lana keeps a key "for an unspecified interval" (docs.lana.dev "Idempotency"), so the
+sandbox forgets it after the shop's `idempotency_ttl_seconds` (default 60 s, deliberately short):
+after that the same key and body create a SECOND order, as they may on Lana. A client that wants to
+know whether an earlier create went through must search (above), not replay. Keys are per shop.
 
 Sources: the create-order page (seed 003); Lana's docs (docs.lana.dev: "Idempotency",
 "Authentication", "JSON API"); the types of Lana's own JSON client, `@lana-commerce/core`
@@ -40,7 +53,9 @@ shop accepts; `tokens` for more), `rate_limit` (default 120 requests per 60 s), 
 accept any well-formed variant id at 1000), `discount_codes` (when listed, a `discount_code`
 must be one of them, case-insensitive), `gateways` (when listed, `gateway_id` must be one of
 them), `currency` (the shop's default currency, USD), `currencies` (when listed, the currencies
-the shop sells in; an order in another is 1000 `invalid_value` on `0.currency`).
+the shop sells in; an order in another is 1000 `invalid_value` on `0.currency`),
+`idempotency_ttl_seconds` (how long an `Idempotency-Key` is remembered, default 60; 0 forgets at
+once).
 
 Money: integers in the currency's ISO 4217 minor units (JPY, XOF 0 decimals; USD 2; KWD, IQD 3);
 a `currency` that is not an ISO 4217 code is 1000 `invalid_value`. The order's `total_price` is
@@ -65,6 +80,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,6 +107,12 @@ NO_INDEX = -1
 
 AUTH_HEADER = "Authorization"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Lana keeps idempotency keys for an unspecified interval (docs.lana.dev, "Idempotency"): the
+# sandbox assumes a short one, so no test can lean on a replay long after the first request.
+IDEMPOTENCY_TTL_SECONDS = 60.0
+SEARCH_LIMIT_DEFAULT = 50
+SEARCH_LIMIT_MAX = 100
+SEARCH_FIELDS = ("tags", "id", "number", "customer_email", "currency")
 
 # Lana's error codes (`ErrorCode` in @lana-commerce/core).
 CODE_UNAUTHORIZED = 401
@@ -190,7 +212,11 @@ RULES: tuple[str, ...] = (
     " meta.errors [{code: out_of_stock, line_item_index, subject: variant id, min, max: available}].",
     "Idempotency-Key: the same key (per shop) with a byte-identical body answers the first successful"
     " result again, creating nothing; with another body 422 code 1000 (field Idempotency-Key,"
-    " problem duplicate); failed requests are not remembered.",
+    " problem duplicate); failed requests are not remembered; a key is forgotten after the shop's"
+    " idempotency_ttl_seconds (default 60): then the same request creates another order.",
+    "POST /search/orders.json?shop_id=&limit (1..100, default 50)&offset: body an array of search"
+    " options {op, name, text, number, parent_index, ...}; op eq on tags (exact tag), id, number,"
+    " customer_email, currency; op and as a parent; answers {items: [Order], total}.",
     "Success: 200 with [Order]: id or_..., number from 1001 per shop, uuid, state cart, money as"
     " integer minor units (total_price = sum of line prices), created_at RFC 3339.",
     "GET /orders.json?shop_id=&ids=or_a,or_b (404 when one is unknown) | &uuid= | &tag= (sandbox only).",
@@ -226,6 +252,7 @@ class LanaAccount(AccountConfig):
     gateways: list[str] | None = None
     currency: str = DEFAULT_CURRENCY
     currencies: list[str] | None = None
+    idempotency_ttl_seconds: float = Field(default=IDEMPOTENCY_TTL_SECONDS, ge=0)
 
     @model_validator(mode="after")
     def _jwt_tokens(self) -> LanaAccount:
@@ -859,10 +886,12 @@ class LanaSandbox(ProviderSandbox):
             assert isinstance(account, LanaAccount)
             return shop_id, account
 
-        def find_by_key(shop_id: str, key: str) -> OrderRecord | None:
-            for record in rt.state.orders(shop_id):
+        def find_by_key(shop_id: str, key: str, ttl: float) -> OrderRecord | None:
+            """The newest order created with `key` while the key is still remembered."""
+            now = time.monotonic()
+            for record in reversed(rt.state.orders(shop_id)):
                 if record.extra.get("idempotency_key") == key:
-                    return record
+                    return record if now - record.extra["created_monotonic"] < ttl else None
             return None
 
         def ordered_quantities(shop_id: str) -> dict[str, int]:
@@ -919,7 +948,7 @@ class LanaSandbox(ProviderSandbox):
             key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip() or None
             with self._create_lock:
                 if key is not None:
-                    first = find_by_key(shop_id, key)
+                    first = find_by_key(shop_id, key, account.idempotency_ttl_seconds)
                     if first is not None:
                         if first.extra["body_sha256"] == digest:
                             rt.state.incr("idempotent_replays")
@@ -942,6 +971,7 @@ class LanaSandbox(ProviderSandbox):
                     lambda number: build_order(number, shop_id, draft, now),
                     extra=lambda number, order: {
                         "idempotency_key": key,
+                        "created_monotonic": time.monotonic(),
                         "body_sha256": digest,
                         "response": [order],
                         "draft": draft,
@@ -973,3 +1003,75 @@ class LanaSandbox(ProviderSandbox):
             if "tag" in request.args:
                 orders = [o for o in orders if request.args["tag"] in o["tags"]]
             return jsonify(orders)
+
+        @bp.post("/search/orders.json")
+        def search_orders() -> Response:
+            auth = authorize(create=False)
+            if isinstance(auth, Response):
+                return auth
+            shop_id, _ = auth
+            p = Problems()
+            paging: dict[str, int] = {}
+            for name, default, high in (
+                ("limit", SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX),
+                ("offset", 0, None),
+            ):
+                raw = request.args.get(name)
+                value = int(raw) if raw is not None and re.fullmatch(r"\d{1,9}", raw) else None
+                value = default if raw is None else value
+                if value is None or value < (1 if name == "limit" else 0) or (high and value > high):
+                    p.add(name, INVALID_VALUE, f"must be an integer{f' up to {high}' if high else ''}")
+                else:
+                    paging[name] = value
+            try:
+                options = json.loads(request.get_data().decode("utf-8") or "[]")
+            except (UnicodeDecodeError, ValueError) as exc:
+                return self.error(400, CODE_PARSING_FAILURE, MSG_PARSING_FAILURE, {"error": str(exc)})
+            if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):
+                return self.error(
+                    400,
+                    CODE_PARSING_FAILURE,
+                    MSG_PARSING_FAILURE,
+                    {"error": "the body is an array of options"},
+                )
+            leaves: list[tuple[str, Any]] = []
+            for index, option in enumerate(options):
+                op = option.get("op")
+                parent = option.get("parent_index", -1)
+                if (
+                    not _is_int(parent)
+                    or not -1 <= parent < index
+                    or (parent >= 0 and options[parent].get("op") != "and")
+                ):
+                    p.add(
+                        f"{index}.parent_index", INVALID_VALUE, "must index an earlier 'and' option, or be -1"
+                    )
+                if op == "and":
+                    continue
+                if op != "eq":
+                    p.add(f"{index}.op", INVALID_VALUE, "the sandbox models the ops 'eq' and 'and'")
+                    continue
+                name = option.get("name")
+                if name not in SEARCH_FIELDS:
+                    p.add(f"{index}.name", INVALID_VALUE, f"one of {', '.join(SEARCH_FIELDS)}")
+                    continue
+                value = option.get("number") if name == "number" else option.get("text")
+                if value is None:
+                    p.mandatory(f"{index}.{'number' if name == 'number' else 'text'}")
+                    continue
+                leaves.append((name, value))
+            if p:
+                return self.invalid(p)
+
+            def matches(order: dict[str, Any]) -> bool:
+                for name, value in leaves:
+                    if name == "tags":
+                        if value not in (order.get("tags") or []):
+                            return False
+                    elif order.get(name) != value:
+                        return False
+                return True
+
+            found = [record.order for record in rt.state.orders(shop_id) if matches(record.order)]
+            window = found[paging["offset"] : paging["offset"] + paging["limit"]]
+            return jsonify({"items": window, "total": len(found)})

@@ -45,15 +45,34 @@ as an order without where it goes is not the buyer's order. No email: `customer_
 and the buyer's phone goes as `mobile` (Lana requires neither).
 
 Reference on the wire: the tag `orderbridge:<tracking id>`, and the `Idempotency-Key` header
-(tracking id + a digest of the destination id), stable across retries. Lana answers a byte-identical
-retry with the first result, so the "lookup" is the identical create request replayed: it either
-returns the order an earlier attempt created or creates it now, never a second one. The body is
-therefore deterministic (no timestamps, no random values).
+(tracking id + a digest of the destination id), stable across retries.
+
+Lookup after an unknown result: the order search, never a replay of the create. Lana's
+"Idempotency" section (https://docs.lana.dev/overview/concepts, "Idempotency") promises the first
+result again only for a retry with the same key and a byte-identical body, and keeps it for an
+interval it does not state. A retry after backoff, a DLQ redrive hours later, or a catalog or
+settings change between attempts (a new price, a renamed custom item: another body) is outside
+that promise, and a replayed create would make a second order. So the key stays on the create as
+a second guard, and the lookup is `POST /search/orders.json?shop_id=...` ("Search Orders",
+https://docs.lana.dev/commerce/query/searchOrders; Lana's own CLI, github.com/lana-commerce/lana-cli
+`generated/orders.ts`, command `orders search`: `request(ctx, "POST:search/orders.json")` with
+`limit`, `offset`, `sort_by`, `sort_desc` and a body that is an array of search options
+`{op, name, text, number, boolean, nil, now, zero, context, parent_index}`; the answer's orders are
+its `items`). The search asks for orders whose `tags` equal our reference tag; the answer is then
+checked here: only an order whose `tags` hold exactly that tag counts, one such order is the
+delivery's, several are parked for review (DUPLICATE_REFERENCE), none is NOT_FOUND.
+Not confirmed from public material (stated in the report): the operator spelling (`eq`) and the
+option name (`tags`) Lana's order search uses for a tag filter; the CLI shows the option's fields,
+not the vocabulary. If Lana refused them, the lookup fails with Lana's 1000 error and the delivery
+is retried and finally parked NEEDS_REVIEW: never re-sent, never a second order.
+A create refused because the key was already used with another body (1000 on `Idempotency-Key`)
+means an earlier attempt was accepted: it is parked for review (KEY_REUSED), not failed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -85,6 +104,9 @@ from orderbridge.providers.base import (
 
 SHOP_ID_PATTERN = r"^sh_[A-Za-z0-9_-]+$"
 REFERENCE_TAG = "orderbridge:{tracking_id}"
+SEARCH_PATH = "/search/orders.json"
+SEARCH_LIMIT = 50  # one order is expected; more than one is already a duplicate to review
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 RATE_LIMITED = 429
 MAX_PRICE = 2**63 - 1  # Lana's money is int64 minor units
 SHIPPING_TITLE = "Shipping"
@@ -226,7 +248,7 @@ class LanaProvider(Provider):
             url=f"{self.base_url}/orders.json",
             params={"shop_id": shop_id},
             json=[body.model_dump(mode="json", exclude_none=True)],
-            headers={"Content-Type": "application/json", "Idempotency-Key": self.idempotency_key(delivery)},
+            headers={"Content-Type": "application/json", IDEMPOTENCY_HEADER: self.idempotency_key(delivery)},
         )
 
     def _create_body(self, delivery: Delivery) -> LnOrderCreate:
@@ -339,12 +361,69 @@ class LanaProvider(Provider):
         return self._result(response, kind, provider_order_id=order.id, provider_reference=reference)
 
     def build_lookup(self, delivery: Delivery) -> ProviderRequest:
-        """The identical create request: Lana replays the first result for the same Idempotency-Key."""
-        return self.build_create(delivery)
+        """Lana's order search for the reference tag (see the module docstring for the sources)."""
+        return ProviderRequest(
+            method="POST",
+            url=f"{self.base_url}{SEARCH_PATH}",
+            params={"shop_id": self._shop_id, "limit": str(SEARCH_LIMIT), "offset": "0"},
+            json=[
+                {
+                    "op": "eq",
+                    "name": "tags",
+                    "text": REFERENCE_TAG.format(tracking_id=delivery.reference),
+                    "parent_index": -1,
+                }
+            ],
+            headers={"Content-Type": "application/json"},
+        )
 
     def parse_lookup(self, response: requests.Response) -> ProviderResult:
-        """A replay that answers an order is SUCCEEDED; errors are classified as for a create."""
-        return self.parse_create(response)
+        """Only an order carrying exactly our reference tag is ours; the search's own filter is
+        not trusted (an answer of unrelated orders is NOT_FOUND, never SUCCEEDED)."""
+        kind = self.classify_status(response.status_code)
+        body = safe_json(response)
+        if kind is not ResultKind.SUCCEEDED:
+            return self._error(response, body, kind)
+        items = body.get("items") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            return self._result(
+                response,
+                ResultKind.RETRYABLE,
+                "BAD_RESPONSE",
+                "order search answered without an item list",
+                unknown_result=True,
+            )
+        tag = _searched_tag(response)
+        if tag is None:  # cannot check the answer against what was asked
+            return self._result(
+                response,
+                ResultKind.RETRYABLE,
+                "BAD_RESPONSE",
+                "order search answer without the tag it was asked for",
+                unknown_result=True,
+            )
+        found: list[LnOrder] = []
+        for entry in items:
+            if not isinstance(entry, dict) or tag not in (entry.get("tags") or []):
+                continue
+            try:
+                found.append(LnOrder.model_validate(entry))
+            except ValidationError:
+                continue
+        if not found:
+            return self._result(response, ResultKind.NOT_FOUND)
+        if len(found) > 1:
+            return self._result(
+                response,
+                ResultKind.REVIEW,
+                "DUPLICATE_REFERENCE",
+                f"{len(found)} Lana orders carry the tag {tag} "
+                f"(ids {', '.join(o.id for o in found)}); a person decides which one is this delivery's",
+                unknown_result=True,
+            )
+        order = found[0]
+        reference = str(order.number) if order.number is not None else None
+        return self._result(response, kind, provider_order_id=order.id, provider_reference=reference)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -357,6 +436,16 @@ class LanaProvider(Provider):
         if str(error.code) == str(RATE_LIMITED):
             kind = ResultKind.RETRYABLE
         message = error.message or response.reason or "no message"
+        if _names_field((error.meta or {}).get("fields"), IDEMPOTENCY_HEADER):
+            # the key was used by an earlier request with another body: that request was accepted,
+            # so an order may exist; a person checks (never a PERMANENT failure, never a re-send)
+            return self._result(
+                response,
+                ResultKind.REVIEW,
+                "KEY_REUSED",
+                f"Lana refused the create because its Idempotency-Key was already used: {message}",
+                unknown_result=True,
+            )
         fields = _field_list((error.meta or {}).get("fields"))
         if fields:
             message = f"{message} (fields: {fields})"
@@ -539,6 +628,33 @@ def _field_list(fields: Any) -> str:
             else:
                 parts.append(str(entry))
     return ", ".join(p for p in parts if p)
+
+
+def _names_field(fields: Any, name: str) -> bool:
+    """`meta.fields` names `name` (as `[{field}]`, `["name"]` or `{name: ...}`)."""
+    if isinstance(fields, dict):
+        return name in fields
+    if isinstance(fields, list):
+        return any((entry.get("field") if isinstance(entry, dict) else entry) == name for entry in fields)
+    return False
+
+
+def _searched_tag(response: requests.Response) -> str | None:
+    """The reference tag the search asked for, read back from the request that was sent."""
+    body = getattr(getattr(response, "request", None), "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str):
+        return None
+    try:
+        options = json.loads(body)
+    except ValueError:
+        return None
+    for option in options if isinstance(options, list) else []:
+        if isinstance(option, dict) and option.get("name") == "tags" and isinstance(option.get("text"), str):
+            text: str = option["text"]
+            return text if text.startswith(REFERENCE_TAG.format(tracking_id="")) else None
+    return None
 
 
 def _first_error(exc: ValidationError) -> str:
