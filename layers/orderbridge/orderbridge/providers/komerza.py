@@ -388,8 +388,12 @@ class KomerzaProvider(Provider):
         template = self.destination.settings.get("checkout_url_template")
         if not template:
             return None
+        # the provider's answer: a uuid, percent-encoded, or no checkout link at all
+        safe_id = checkout_order_id(order_id) if order_id else ""
+        if safe_id is None:
+            return None
         try:
-            return str(template).format(order_id=order_id, store_id=self.destination.settings.get("store_id"))
+            return str(template).format(order_id=safe_id, store_id=self.destination.settings.get("store_id"))
         except (AttributeError, KeyError, IndexError, ValueError) as exc:
             raise RequestRejectedError(
                 "DESTINATION_MISCONFIGURED",
@@ -491,3 +495,18 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     return f"{where}: {err['msg']}"
+
+
+def checkout_order_id(value: Any) -> str | None:
+    """A Komerza order id (a uuid) made safe for a URL path (percent-encoded), or None if it is not one.
+
+    It comes from the provider's answer and goes into the buyer's redirect: CR/LF, `?query`,
+    `../` or anything else that is not a uuid never reaches the checkout URL.
+    """
+    import re
+    from urllib.parse import quote
+
+    pattern = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        return None
+    return quote(value, safe="")
