@@ -23,7 +23,7 @@ from rich.console import Console
 
 from orderbridge.constants import STALE_RECEIVED_SECONDS_DEFAULT
 from orderbridge.models.outcome import OutcomeStatus
-from orderbridge_ops import dlq, imports, outcomes, render, review, sweep
+from orderbridge_ops import config_check, dlq, imports, outcomes, render, review, sweep
 from orderbridge_ops.connect import DLQ, QUEUE, TABLE, Connection, Target
 from orderbridge_ops.errors import USAGE, OpsError
 
@@ -396,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="rejected rows to list (default: 20)",
     )
     imports.add_options(cmd)
+
+    # config check (no AWS access)
+    config_check.add_commands(commands)
     return parser
 
 
@@ -407,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else USAGE)
     console = render.make_console()
     errors = render.make_console(stderr=True)
+    if getattr(args, "offline", None) is not None:  # commands that read no AWS resources
+        return args.offline(args, console, errors)
     target = Target(
         region=args.region,
         profile=args.profile,

@@ -10,7 +10,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from orderbridge.exceptions import ConfigurationError
-from orderbridge.models.config import OrderbridgeConfig, placeholders
+from orderbridge.models.config import PLACEHOLDER, OrderbridgeConfig, placeholders
+
+#: The placeholders the local run fills in (`orderbridge_local.system.render_config`), with a
+#: stand-in of the same kind used while checking.
+LOCAL_PLACEHOLDERS = {"SANDBOX_URL": "http://127.0.0.1:4010"}
+
+
+def _fill(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v) for v in value]
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: LOCAL_PLACEHOLDERS.get(m.group(0)[2:-1], m.group(0)), value)
+    return value
 
 
 class InvalidConfigurationError(ConfigurationError):
@@ -54,6 +68,12 @@ def validate_document(document: str | bytes | dict[str, Any], *, local: bool = F
         problems += [
             f"{where} left in the document: only the local run fills in placeholders; write the value for AWS"
             for where in placeholders(data)
+        ]
+    data = _fill(data)  # checked once as a placeholder, not again as a bad URL
+    if local:
+        known = ", ".join("${" + name + "}" for name in LOCAL_PLACEHOLDERS)
+        problems += [
+            f"{where} is not filled in by the local run (only {known} is)" for where in placeholders(data)
         ]
     try:
         config = OrderbridgeConfig.model_validate(data)
