@@ -11,13 +11,14 @@ import sys
 import threading
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orderbridge_local.demo import run_demo
 from orderbridge_local.killpoints import KILL_AT_ENV
 from orderbridge_local.killpoints import parse as parse_kill_points
 from orderbridge_local.processes import ProcessRun
-from orderbridge_local.system import STATE_FILE, LocalSystem, Settings
+from orderbridge_local.system import STATE_FILE, LocalSystem, Settings, check_local_files
 
 
 def _print_endpoints(system: LocalSystem | ProcessRun, console: Console) -> None:
@@ -88,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each outcome")
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
+    problems = check_local_files()
+    if problems:
+        errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+        errors.print("[bold red]error:[/] the local configuration is not valid; nothing was started:")
+        for problem in problems:
+            errors.print(f"  - {escape(problem)}", soft_wrap=True)
+        errors.print(
+            "Fix config/local.json, config/local-secrets.json or config/sandboxes.json and run again."
+        )
+        return 1
 
     if args.command == "up":
         settings = Settings(

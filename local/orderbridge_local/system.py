@@ -120,6 +120,64 @@ def render_config(
     return text
 
 
+def check_local_files(root: Path = ROOT) -> list[str]:
+    """What is wrong with config/local.json, config/local-secrets.json and config/sandboxes.json,
+    one line each (empty: nothing). `orderbridge-local up` starts nothing while there is any.
+
+    The configuration is checked as the functions check it (`orderbridge.config.validate_document`,
+    with the local run's placeholders filled in); every secret it names must have a value in
+    local-secrets.json (or be created by the local run itself: the sample feed's)."""
+    from orderbridge.config import InvalidConfigurationError, validate_document
+    from orderbridge_local.feed import SAMPLE_SECRET_ID
+
+    problems: list[str] = []
+    config_dir = root / "config"
+    config = None
+    try:
+        config = validate_document((config_dir / "local.json").read_text(encoding="utf-8"), local=True)
+    except InvalidConfigurationError as exc:
+        problems += [f"config/local.json: {p}" for p in exc.problems]
+    except OSError as exc:
+        problems.append(f"config/local.json: {exc}")
+
+    secrets: dict[str, Any] = {}
+    try:
+        loaded = json.loads((config_dir / "local-secrets.json").read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise ValueError("must be a JSON object: secret id -> value")
+        secrets = {k: v for k, v in loaded.items() if not k.startswith("_")}
+        problems += [
+            f"config/local-secrets.json: {k!r} must be a JSON object or a string"
+            for k, v in secrets.items()
+            if not isinstance(v, dict | str)
+        ]
+    except (OSError, ValueError) as exc:
+        problems.append(f"config/local-secrets.json: {exc}")
+
+    if config is not None:
+        named = [(f"destination {n!r}", d.secret_id) for n, d in config.destinations.items()]
+        named += [(f"webhook source {n!r}", w.secret_id) for n, w in config.webhooks.items()]
+        named += [
+            (f"import source {n!r}", secret_id)
+            for n, i in config.imports.items()
+            if (secret_id := getattr(i, "secret_id", None))
+        ]
+        for who, secret_id in named:
+            if secret_id not in secrets and secret_id != SAMPLE_SECRET_ID:
+                problems.append(
+                    f"config/local.json: {who} names secret {secret_id!r}, which has no value in "
+                    "config/local-secrets.json: add it there (and, for AWS, to template.yaml)"
+                )
+
+    try:
+        from orderbridge_sandboxes import load_config
+
+        load_config(config_dir / "sandboxes.json")
+    except Exception as exc:  # pydantic, JSON or file errors: each says what is wrong
+        problems.append(f"config/sandboxes.json: {exc}")
+    return problems
+
+
 def load_function(name: str, root: Path = ROOT) -> ModuleType:
     """Import `functions/<name>/app.py` as Lambda would, under a unique module name."""
     path = root / "functions" / name / "app.py"
@@ -202,6 +260,7 @@ class LocalSystem:
             secret_values={k: json.dumps(v) for k, v in self.secrets.items()},
             parameter_overrides=overrides,
         )
+        self._create_local_only_secrets(clients.client("secretsmanager"))
         env = self.resources.environment()
         os.environ.update(env)
         os.environ.update(self._importer_environment())
@@ -254,6 +313,20 @@ class LocalSystem:
         self.stop()
 
     # --- pieces ----------------------------------------------------------------------------------
+
+    def _create_local_only_secrets(self, secretsmanager: Any) -> None:
+        """Secrets in local-secrets.json that template.yaml does not declare: created too (the
+        template's are created by `create_resources`), so a secret added there is never ignored."""
+        assert self.resources is not None
+        declared = set(self.resources.secrets.values())
+        for name, value in self.secrets.items():
+            if name in declared:
+                continue
+            text = value if isinstance(value, str) else json.dumps(value)
+            try:
+                secretsmanager.create_secret(Name=name, SecretString=text)
+            except secretsmanager.exceptions.ResourceExistsException:
+                secretsmanager.put_secret_value(SecretId=name, SecretString=text)
 
     def _start_sandboxes(self) -> Any:
         from orderbridge_sandboxes import load_config, serve
