@@ -224,7 +224,7 @@ CORRUPTIONS = [  # (column, value, error code, on every row of the order: an ord
     ("sku", "", "value_error", False),  # a line needs a sku or a name
     ("email", "not-an-email", "value_error", True),
     ("country", "Germany", "string_pattern_mismatch", True),
-    ("zip", "1", "string_too_short", True),
+    ("zip", "1" * 21, "string_too_long", True),
     (None, "", "malformed_row", False),  # two columns short
     ("email", "other@example.com", "conflicting_value", False),  # the second row disagrees with the first
 ]
@@ -661,7 +661,9 @@ def test_json_lines_files_with_dotted_paths_and_line_arrays(harness, configure):
         "zip": "00100",
         "country": "FI",
     }
-    assert second["order"]["lines"] == [{"sku": "MUG-001", "quantity": 3, "options": {}}]
+    assert second["order"]["lines"] == [
+        {"sku": "MUG-001", "quantity": 3, "discount": "0", "tax": "0", "options": {}}
+    ]
 
     two = service().run_source(nested)
     assert (two.rows_read, two.rows_imported, two.rows_rejected, two.orders_imported) == (6, 2, 4, 2)
@@ -767,9 +769,9 @@ def test_template_schedules_the_importer_with_least_privilege():
     assert by_action["sqs:SendMessage"] == [{"Fn::GetAtt": ["OrderQueue", "Arn"]}]
     secrets = json.dumps(by_action["secretsmanager:GetSecretValue"])
     assert "orderbridge/imports/*" in secrets and "TrackingIdKey" in secrets
-    assert (
-        "s3:PutObject" not in actions and "s3:DeleteObject" not in actions and "dynamodb:Scan" not in actions
-    )
+    # it writes to S3 only an order too large for the queue, under the payload bucket's events/
+    assert by_action["s3:PutObject"] == [{"Fn::Sub": "${EventPayloadBucket.Arn}/events/*"}]
+    assert "s3:DeleteObject" not in actions and "dynamodb:Scan" not in actions
     state_table = translated.get("ImportStateTable") or template["Resources"]["ImportStateTable"]
     assert state_table["Properties"]["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
 

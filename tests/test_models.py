@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from orderbridge.identity import OrderIdentity, TrackingIds, differing_fields
 from orderbridge.models.config import OrderbridgeConfig
 from orderbridge.models.event import OrderEvent
+from orderbridge.models.order import MAX_LINES, MAX_QUANTITY
 from orderbridge.models.schema import order_event_schema
 from tests.factories import ORDER, order
 
@@ -96,7 +97,10 @@ def test_event_without_tracking_id_needs_external_id():
         ({"lines": []}, "lines"),
         ({"lines": [{"quantity": 1}]}, "lines.0"),
         ({"lines": [{"sku": "A", "quantity": 0}]}, "lines.0.quantity"),
-        ({"lines": [{"sku": "A", "quantity": 10001}]}, "lines.0.quantity"),
+        ({"lines": [{"sku": "A", "quantity": MAX_QUANTITY + 1}]}, "lines.0.quantity"),
+        ({"lines": [{"sku": "A", "quantity": "1_0"}]}, "lines.0.quantity"),
+        ({"lines": [{"sku": "A", "quantity": True}]}, "lines.0.quantity"),
+        ({"currency": "XYZ"}, "currency"),
         ({"currency": "EURO"}, "currency"),
         ({"buyer": {"email": "nope"}}, "buyer.email"),
         ({"metadata": {f"k{i}": "v" for i in range(21)}}, "metadata"),
@@ -116,8 +120,8 @@ def test_canonical_limits(changes, field):
 
 
 def test_limits_accept_their_edges():
-    order(lines=[{"sku": "A", "quantity": 10000}], metadata={f"k{i}": "v" * 500 for i in range(20)})
-    order(lines=[{"sku": "A", "quantity": 1}] * 100)
+    order(lines=[{"sku": "A", "quantity": MAX_QUANTITY}], metadata={f"k{i}": "v" * 500 for i in range(20)})
+    order(lines=[{"sku": "A", "quantity": 1}] * MAX_LINES)  # a real Shopify order may hold hundreds
 
 
 def test_local_configuration_is_valid_and_references_are_checked():

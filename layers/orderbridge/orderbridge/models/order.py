@@ -83,13 +83,13 @@ def _whole_number(value: object) -> object:
     """Quantities are whole numbers: an int, or a string of digits (form fields are strings).
 
     Refused: booleans (`true` is not 1), `"1_0"` (Python's int() would read 10), floats,
-    signs and spaces inside."""
+    and spaces inside."""
     if isinstance(value, bool):
         raise PydanticCustomError("int_type", "a quantity is a whole number, not true/false")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
-        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]{1,9}\s*", value):
+        return int(value)  # a sign is read, so "-1" is refused as below 1, not as unreadable
     raise PydanticCustomError("int_parsing", "a quantity is a whole number of digits")
 
 
