@@ -1,5 +1,7 @@
 """The Komerza adapter in isolation: request building against Komerza's limits, answer reading."""
 
+import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -312,10 +314,139 @@ def test_auth_header_and_missing_key():
     assert "api_key" in str(err.value) and "kz_secret" not in str(err.value)
 
 
-def test_no_lookup_komerza_cannot_be_searched_by_reference():
+def test_lookup_lists_the_buyers_orders_in_a_window():
+    # Komerza's "Get orders" (OpenAPI, as generated into its SDK): email, dateFrom, dateTo, Page, PageSize
+    now = datetime.now(UTC).replace(microsecond=0)
+    placed = now - timedelta(days=3)
+    d = _delivery(_order(placed_at=placed.isoformat()))
+    assert KomerzaProvider.supports_lookup is True
+    req = _provider(d).build_lookup(d)
+    assert req.method == "GET" and req.url.endswith("/stores/st_demo/orders")
+    assert req.params["email"] == "ada@example.com"
+    assert req.params["Page"] == "1" and req.params["PageSize"] == "50"
+    assert req.headers == {"X-Orderbridge-Tracking-Id": d.tracking_id}
+
+    def window(request) -> tuple[datetime, datetime]:
+        return tuple(
+            datetime.fromisoformat(request.params[k].replace("Z", "+00:00")) for k in ("dateFrom", "dateTo")
+        )
+
+    date_from, date_to = window(req)
+    assert date_from == placed - timedelta(days=1)  # Komerza cannot hold it before it was placed
+    assert date_to >= now + timedelta(days=1) - timedelta(seconds=5)
+    # an old placed_at (or none): at most lookup_days back
+    for old in (_order(placed_at=(now - timedelta(days=400)).isoformat()), _order()):
+        d_old = _delivery(old)
+        start, _ = window(_provider(d_old).build_lookup(d_old))
+        assert abs((start - (now - timedelta(days=30))).total_seconds()) < 5
+    no_email = _delivery(_order(buyer={"phone": "+15555550100"}))
+    with pytest.raises(RequestRejectedError) as err:
+        _provider(no_email).build_lookup(no_email)
+    assert err.value.code == "EMAIL_REQUIRED"
+
+
+class _FakeSession:
+    """Stands in for the further reads `parse_lookup` makes (pages and single orders)."""
+
+    def __init__(self, answers: dict[str, requests.Response]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, dict | None]] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def get(self, url, headers=None, params=None, timeout=None):
+        self.asked.append((url, params))
+        key = url + (f"?Page={params['Page']}" if params else "")
+        answer = self.answers.get(key)
+        if answer is None:
+            raise requests.ConnectionError("dropped")
+        return answer
+
+
+def _kz_json(status: int, body) -> requests.Response:
+    return _response(status, json.dumps(body).encode())
+
+
+def _one(order_id: str, metadata) -> requests.Response:
+    return _kz_json(
+        200,
+        {
+            "success": True,
+            "message": None,
+            "code": None,
+            "data": {"order": {"id": order_id, "metadata": metadata}},
+        },
+    )
+
+
+def _lookup(d, first_body, answers, monkeypatch, status=200):
+    p = _provider(d)
+    req = p.build_lookup(d)
+    prepared = requests.Request(req.method, req.url, params=req.params, headers=req.headers).prepare()
+    first = _kz_json(status, first_body)
+    first.request = prepared
+    fake = _FakeSession(answers)
+    monkeypatch.setattr("orderbridge.providers.komerza.requests.Session", lambda: fake)
+    return p.parse_lookup(first), fake
+
+
+A, B, C = (f"0000000{i}-0000-4000-8000-000000000000" for i in (1, 2, 3))
+BASE = "http://sandbox.invalid/bigcommerce/stores/st_demo/orders"
+
+
+def test_lookup_pages_through_and_matches_the_metadata(monkeypatch):
     d = _delivery()
-    assert KomerzaProvider.supports_lookup is False
-    assert _provider(d).build_lookup(d) is None
+    answers = {
+        f"{BASE}?Page=2": _kz_json(200, {"success": True, "pages": 2, "data": [{"id": C}]}),
+        f"{BASE}/{A}": _one(A, {"orderbridge_tracking_id": "ob_other"}),
+        f"{BASE}/{B}": _one(B, None),
+        f"{BASE}/{C}": _one(C, {"orderbridge_tracking_id": d.tracking_id}),
+    }
+    found, fake = _lookup(
+        d, {"success": True, "pages": 2, "data": [{"id": A}, {"id": B}]}, answers, monkeypatch
+    )
+    assert found.kind is ResultKind.SUCCEEDED and found.provider_order_id == C
+    assert found.redirect_url == f"https://checkout.komerza.com/{C}"
+    assert [u for u, _ in fake.asked] == [BASE, f"{BASE}/{A}", f"{BASE}/{B}", f"{BASE}/{C}"]
+    assert fake.asked[0][1]["email"] == "ada@example.com"  # page 2 keeps the filters
+
+
+def test_lookup_not_found_duplicates_and_failures(monkeypatch):
+    d = _delivery()
+    other = {f"{BASE}/{A}": _one(A, {"orderbridge_tracking_id": "ob_other"})}
+    r, _ = _lookup(d, {"success": True, "pages": 1, "data": [{"id": A}]}, other, monkeypatch)
+    assert r.kind is ResultKind.NOT_FOUND
+    r, _ = _lookup(d, {"success": True, "pages": 1, "data": []}, {}, monkeypatch)
+    assert r.kind is ResultKind.NOT_FOUND
+    both = {f"{BASE}/{x}": _one(x, {"orderbridge_tracking_id": d.tracking_id}) for x in (A, B)}
+    r, _ = _lookup(d, {"success": True, "pages": 1, "data": [{"id": A}, {"id": B}]}, both, monkeypatch)
+    assert r.kind is ResultKind.REVIEW and r.error_code == "DUPLICATE_REFERENCE"
+    # a read that fails: the order may be the one not read -> retry, never NOT_FOUND
+    r, _ = _lookup(d, {"success": True, "pages": 1, "data": [{"id": A}]}, {}, monkeypatch)
+    assert r.kind is ResultKind.RETRYABLE and r.unknown_result
+    gone = {f"{BASE}/{A}": _kz_json(404, {"success": False, "message": "Not found", "code": "NotFound"})}
+    r, _ = _lookup(d, {"success": True, "pages": 1, "data": [{"id": A}]}, gone, monkeypatch)
+    assert r.kind is ResultKind.RETRYABLE
+    r, _ = _lookup(d, {"success": True, "pages": 2, "data": []}, {}, monkeypatch)  # page 2 lost
+    assert r.kind is ResultKind.RETRYABLE
+    r, _ = _lookup(d, {"unexpected": True}, {}, monkeypatch)
+    assert r.kind is ResultKind.RETRYABLE
+    r, _ = _lookup(d, {"success": False, "message": "no", "code": "BadToken"}, {}, monkeypatch, status=401)
+    assert r.kind is ResultKind.AUTH
+    # without the tracking id header the answer cannot be checked
+    bare = _kz_json(200, {"success": True, "pages": 1, "data": []})
+    assert _provider(d).parse_lookup(bare).kind is ResultKind.RETRYABLE
+
+
+def test_lookup_with_too_many_candidates_is_parked(monkeypatch):
+    d = _delivery()
+    many = [{"id": f"{i:08d}-0000-4000-8000-000000000000"} for i in range(201)]
+    r, fake = _lookup(d, {"success": True, "pages": 1, "data": many}, {}, monkeypatch)
+    assert r.kind is ResultKind.REVIEW and r.error_code == "LOOKUP_TOO_BROAD" and len(fake.asked) == 0
 
 
 # --- answers ---------------------------------------------------------------------------------------

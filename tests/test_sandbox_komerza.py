@@ -389,8 +389,11 @@ def test_get_order_by_id_and_only_by_id(server):
         f"{orders_url(server, GATED_STORE)}/{order['id']}", headers=other, timeout=5
     )
     assert_wrapper_error(in_other_store, 404, "NotFound")
+    # the list is no lookup by metadata: `metadata` is no filter, and a PageOrder carries none
     listing = requests.get(orders_url(server), headers=AUTH, params={"metadata": "trk-1"}, timeout=5)
-    assert listing.status_code == 405 and listing.json()["success"] is False  # no lookup by metadata
+    assert listing.status_code == 200 and listing.json()["success"] is True
+    assert [o["id"] for o in listing.json()["data"]] == [order["id"]]
+    assert "metadata" not in listing.json()["data"][0]
 
 
 def test_checkout_page_shows_the_amount(server):
@@ -584,3 +587,72 @@ def test_adapter_reads_the_sandbox_errors(server):
     failed = provider.parse_create(send(provider, provider.build_create(d)))
     assert failed.kind is ResultKind.RETRYABLE and failed.error_code == "KOMERZA_InternalServerError"
     assert sandbox_orders(server) == []
+
+
+# --- listing and the adapter's lookup -------------------------------------------------------------
+
+
+def test_list_filters_by_email_and_dates_and_pages(server):
+    a = post(server, items_order(emailAddress="Ada@Example.com")).json()["data"]
+    b = post(server, items_order()).json()["data"]
+    post(server, items_order(emailAddress="bob@example.com"))
+
+    def listing(**params: Any) -> requests.Response:
+        return requests.get(orders_url(server), headers=AUTH, params=params, timeout=5)
+
+    ada = listing(email="ada@example.com").json()
+    assert ada["success"] is True and ada["pages"] == 1
+    assert [o["id"] for o in ada["data"]] == [b["id"], a["id"]]  # newest first, email ignoring case
+    assert set(ada["data"][0]) == {
+        "id", "dateCreated", "items", "gateway", "customerEmail", "status", "currencyCode",
+        "amountPaid", "amount", "coupon",
+    }  # fmt: skip
+    first = listing(email="ada@example.com", PageSize="1", Page="1").json()
+    second = listing(email="ada@example.com", PageSize="1", Page="2").json()
+    assert first["pages"] == second["pages"] == 2
+    assert [o["id"] for o in first["data"] + second["data"]] == [b["id"], a["id"]]
+    assert listing(email="ada@example.com", PageSize="1", Page="3").json()["data"] == []
+    assert listing(email="ada@example.com", dateFrom="2099-01-01T00:00:00Z").json()["data"] == []
+    assert listing(email="ada@example.com", dateTo="2000-01-01T00:00:00Z").json()["data"] == []
+    assert len(listing(dateFrom="2000-01-01T00:00:00Z", dateTo="2099-01-01T00:00:00Z").json()["data"]) == 3
+    assert listing(email="nobody@example.com").json() == {"success": True, "pages": 1, "data": []}
+    bad = listing(dateFrom="yesterday")
+    assert assert_wrapper_error(bad, 400, "ValidationError")["invalidFields"] == ["dateFrom"]
+    assert_wrapper_error(listing(PageSize="0"), 400, "ValidationError")
+    assert_wrapper_error(requests.get(orders_url(server), timeout=5), 401, "BadToken")
+
+
+def lookup(provider: KomerzaProvider, d: Any) -> Any:
+    built = provider.build_lookup(d)
+    answer = requests.request(
+        built.method,
+        built.url,
+        params=built.params,
+        headers={**built.headers, **provider.auth_headers({"api_key": TOKEN})},
+        timeout=5,
+    )
+    return provider.parse_lookup(answer)
+
+
+def test_adapter_lookup_finds_the_order_by_its_metadata(server):
+    provider = adapter_for(server)
+    d = adapter_delivery(provider)
+    assert lookup(provider, d).kind is ResultKind.NOT_FOUND
+    # orders of the same buyer for other deliveries are read and passed over
+    for _ in range(2):
+        other = adapter_delivery(provider)
+        assert (
+            provider.parse_create(send(provider, provider.build_create(other))).kind is ResultKind.SUCCEEDED
+        )
+    # the create's answer is lost: the order exists, the lookup finds it by metadata
+    set_fault(server, mode="drop_after_create")
+    with pytest.raises((requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        send(provider, provider.build_create(d))
+    found = lookup(provider, d)
+    assert found.kind is ResultKind.SUCCEEDED, found
+    ours = [o for o in sandbox_orders(server) if o["order"]["metadata"][REFERENCE_KEY] == d.tracking_id]
+    assert [o["order"]["id"] for o in ours] == [found.provider_order_id]
+    assert found.redirect_url == f"{server.url}/komerza/checkout/{found.provider_order_id}"
+    # another buyer's lookup does not see it
+    elsewhere = adapter_delivery(provider, buyer={"email": "bob@example.com"})
+    assert lookup(provider, elsewhere).kind is ResultKind.NOT_FOUND

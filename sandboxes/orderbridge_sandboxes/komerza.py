@@ -9,6 +9,15 @@ Routes (relative to the mount, as on `https://api.komerza.com`):
   `OrderResponse` as `data` (`{"order", "logs", "storeId", "storeName"}`); an unknown order is 404
   `NotFound`, an id that is not a uuid 400 `ValidationError`. There is no lookup by metadata,
   as on Komerza.
+* `GET  /stores/{storeId}/orders` - the store's orders, newest first, as Komerza's
+  `PageOrderPaginatedResponse` `{"success": true, "pages", "data": [PageOrder]}` (no metadata in a
+  `PageOrder`: read one order for it); filters `email` (the customer's email, exact, ignoring
+  case), `dateFrom`/`dateTo` (ISO 8601, inclusive, on `dateCreated`), `status`, `gateway`; paging
+  `Page` (from 1) and `PageSize` (1..100, default 20). Source: Komerza's OpenAPI document as
+  generated into its SDK (github.com/zraycd/komerza-sdk `src/generated/schema.ts`, "Get orders";
+  `src/resources/orders.ts` `list()`). The sandbox's choices where that is silent: exact email
+  match, the default and largest page size, newest first, a date that does not parse is 400
+  `ValidationError`, a page past the last answers an empty `data`.
 * `GET  /checkout/{orderId}` - stands in for Komerza's hosted checkout page (where a customer is
   redirected after the create): a small HTML page titled "Komerza sandbox checkout" with the
   order's amount, currency, items and status. No auth, no rate limit, never faulted; 404 (HTML)
@@ -173,6 +182,8 @@ MSG_STORE_NOT_FOUND = "The store was not found."
 MSG_ORDER_NOT_FOUND = "The order was not found."
 MSG_UNSUPPORTED_MEDIA = "The request body must be JSON, sent with 'Content-Type: application/json'."
 MSG_INVALID = "The request contains invalid parameters: {fields}."
+LIST_PAGE_SIZE = 20
+LIST_PAGE_SIZE_MAX = 100
 MSG_REFERENCE_NOT_FOUND = "One of the objects referenced in the form was not found: {fields}."
 MSG_RATE_LIMITED = "You are being rate limited, try again in {seconds} seconds."
 MSG_RATE_LIMITED_LATER = "You are being rate limited, try again later."
@@ -205,6 +216,9 @@ RULES: tuple[str, ...] = (
     "customer {emailAddress, countryCode, customerId}, metadata and returnUrl echoed, source api.",
     "GET /stores/{storeId}/orders/{orderId}: {data: {order, logs, storeId, storeName}}; 404 NotFound "
     "when unknown. No lookup by metadata.",
+    "GET /stores/{storeId}/orders?email=&dateFrom=&dateTo=&status=&gateway=&Page=&PageSize=: "
+    "{success: true, pages, data: [PageOrder {id, dateCreated, items, gateway, customerEmail, status, "
+    "currencyCode, amountPaid, amount, coupon}]}, newest first; PageSize 1..100 (default 20).",
     "GET /checkout/{orderId}: HTML 'Komerza sandbox checkout' page with the amount (no auth).",
     "Rate limit per store (default 60 per 60000 ms): 429 RateLimited with Retry-After (seconds).",
 )
@@ -698,6 +712,22 @@ def resolve_lines(draft: Draft, account: KomerzaAccount) -> tuple[list[Line], Pr
     return lines, p
 
 
+def page_order(order: dict[str, Any]) -> dict[str, Any]:
+    """The `PageOrder` of an order: what the list answers (no metadata, as on Komerza)."""
+    return {
+        "id": order["id"],
+        "dateCreated": order["dateCreated"],
+        "items": order.get("items") or [],
+        "gateway": order.get("gateway"),
+        "customerEmail": (order.get("customer") or {}).get("emailAddress"),
+        "status": order.get("status"),
+        "currencyCode": order.get("currencyCode"),
+        "amountPaid": order.get("amountPaid"),
+        "amount": order.get("amount"),
+        "coupon": order.get("coupon"),
+    }
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -946,6 +976,53 @@ class KomerzaSandbox(ProviderSandbox):
                 },
             )
             return jsonify(wrapper(True, MSG_CREATED, None, record.order))
+
+        @bp.get("/stores/<store_id>/orders")
+        def list_orders(store_id: str) -> Response:
+            account = authorize(store_id, create=False)
+            if isinstance(account, Response):
+                return account
+            args = request.args
+            p = Problems()
+            bounds: dict[str, datetime] = {}
+            for name in ("dateFrom", "dateTo"):
+                if name in args:
+                    try:
+                        moment = datetime.fromisoformat(args[name].replace("Z", "+00:00"))
+                    except ValueError:
+                        p.add(name, f"The value '{args[name]}' is not valid for {name}.")
+                        continue
+                    bounds[name] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            paging: dict[str, int] = {}
+            for name, default, high in (("Page", 1, None), ("PageSize", LIST_PAGE_SIZE, LIST_PAGE_SIZE_MAX)):
+                raw = args.get(name)
+                if raw is None:
+                    paging[name] = default
+                elif not re.fullmatch(r"\d{1,9}", raw) or int(raw) < 1 or (high and int(raw) > high):
+                    p.add(name, f"The value '{raw}' is not valid for {name}.")
+                else:
+                    paging[name] = int(raw)
+            if p:
+                return self.problems(400, MSG_INVALID, p)
+            email = (args.get("email") or "").casefold()
+
+            def keep(order: dict[str, Any]) -> bool:
+                created = datetime.fromisoformat(order["dateCreated"].replace("Z", "+00:00"))
+                customer = order.get("customer") or {}
+                return (
+                    (not email or str(customer.get("emailAddress") or "").casefold() == email)
+                    and ("dateFrom" not in bounds or created >= bounds["dateFrom"])
+                    and ("dateTo" not in bounds or created <= bounds["dateTo"])
+                    and ("status" not in args or order.get("status") == args["status"])
+                    and ("gateway" not in args or order.get("gateway") == args["gateway"])
+                )
+
+            found = [page_order(r.order) for r in reversed(rt.state.orders(store_id)) if keep(r.order)]
+            size, number = paging["PageSize"], paging["Page"]
+            pages = max(1, -(-len(found) // size))
+            return jsonify(
+                {"success": True, "pages": pages, "data": found[(number - 1) * size : number * size]}
+            )
 
         @bp.get("/stores/<store_id>/orders/<order_id>")
         def get_order(store_id: str, order_id: str) -> Response:

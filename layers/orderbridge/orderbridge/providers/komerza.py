@@ -29,16 +29,43 @@ rounds). The adapter computes what Komerza will charge and `check_total` refuses
 Reference on the wire: `metadata["orderbridge_tracking_id"]` = tracking id (Komerza allows 20 keys,
 key <= 40, value <= 500; the order's own metadata shares those limits).
 
-Residual risk: Komerza has no idempotency key and no documented search by metadata, so
-`supports_lookup` is False. When an attempt ends without a known result (a timeout after the
-request was sent), the dispatcher cannot tell whether the order exists and parks the delivery as
-NEEDS_REVIEW instead of re-sending; a person checks the Komerza dashboard for the tracking id.
+Lookup after an unknown result (`supports_lookup`): Komerza has no idempotency key and no search
+by metadata, but it lists a store's orders filtered by the buyer's email and a date window, and
+each order read on its own carries its `metadata`. Sources: Komerza's OpenAPI document as generated
+into its TypeScript SDK (github.com/zraycd/komerza-sdk, `src/generated/schema.ts`:
+`GET /stores/{storeId}/orders` "Gets orders in the specified store and optionally filters by the
+given criteria", query `dateFrom`, `dateTo`, `status`, `gateway`, `email`, `discord`, `Page`,
+`PageSize`, answering `PageOrderPaginatedResponse {success, pages, data: PageOrder[]}`, where a
+`PageOrder` has no metadata; `GET /stores/{storeId}/orders/{orderId}` answering
+`OrderResponseResponse {success, message, code, data: OrderResponse {order: Order}}`, where
+`Order.metadata` is "Custom key-value metadata attached to the order for merchant tracking
+purposes"; `src/resources/orders.ts`: `list()` sends those query names, `Page` from 1) and its API
+reference (docs.komerza.com/api-reference). So the lookup lists the orders of the buyer's email in
+a window (`_window`), pages through all of them, reads each one and counts only an order whose
+`metadata.orderbridge_tracking_id` is the tracking id: one is the delivery's order, several are
+parked for review (DUPLICATE_REFERENCE), none is NOT_FOUND (and inside the reconcile window the
+dispatcher looks again rather than re-sending). A page or an order that cannot be read makes the
+whole lookup RETRYABLE (never NOT_FOUND), and more than `LOOKUP_MAX_ORDERS` candidates is REVIEW.
+The window: from the order's `placed_at` less a day (Komerza cannot hold our order before the
+storefront placed it), but at most `settings.lookup_days` (default 30, longer than a message can
+live in SQS plus its DLQ) back, until a day after now (clock skew).
+
+Not confirmed (stated in the report): whether Komerza's `email` filter is exact or a substring
+match (every candidate is read and checked, so either is safe), the date format `dateFrom` and
+`dateTo` parse (ISO 8601 UTC is sent, as .NET reads it), the largest `PageSize` (50 is sent) and
+whether `dateTo` is inclusive (a day of margin is added). The Provider interface hands
+`parse_lookup` only the first response, so the further pages and the order reads are fetched
+here with the same credentials (`_fetch`), outside the dispatcher's rate limiter; and the tracking
+id travels in the header `X-Orderbridge-Tracking-Id` (not a Komerza header; it is ignored there)
+so that `parse_lookup` knows what it looks for.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 from uuid import UUID
 
 import requests
@@ -69,6 +96,11 @@ from orderbridge.providers.base import (
 )
 
 REFERENCE_KEY = "orderbridge_tracking_id"
+REFERENCE_HEADER = "X-Orderbridge-Tracking-Id"
+LOOKUP_PAGE_SIZE = 50
+LOOKUP_MAX_ORDERS = 200  # more candidates than this for one buyer in the window: a person checks
+LOOKUP_DAYS_DEFAULT = 30
+LOOKUP_TIMEOUT = 10.0
 ORDER_KEY = "orderbridge_order"
 DEFAULT_CURRENCY = "USD"
 AFFILIATE_KEY = "affiliate"
@@ -153,6 +185,7 @@ class KomerzaSettings(ProviderSettings):
     on_price_difference: Literal["cost", "refuse"] = "cost"
     send_receipt: bool = True
     return_url: str | None = None
+    lookup_days: int = Field(default=LOOKUP_DAYS_DEFAULT, ge=1, le=366)
     checkout_url_template: str | None = Field(default=None, description="May use {order_id}, {store_id}.")
 
     @model_validator(mode="after")
@@ -184,7 +217,7 @@ class KomerzaProvider(Provider):
     settings_model: ClassVar[type[ProviderSettings]] = KomerzaSettings
     catalog_entry_model: ClassVar[type[CatalogEntry]] = KomerzaCatalogEntry
     default_base_url: ClassVar[str] = "https://api.komerza.com"
-    supports_lookup: ClassVar[bool] = False
+    supports_lookup: ClassVar[bool] = True
 
     @property
     def _store_id(self) -> str:
@@ -381,6 +414,147 @@ class KomerzaProvider(Provider):
             redirect_url=self._checkout_url(order.id),
         )
 
+    # --- lookup (see the module docstring for the sources) -------------------------------------
+
+    def build_lookup(self, delivery: Delivery) -> ProviderRequest:
+        order = delivery.order
+        if not order.buyer.email:
+            # the create is refused without an email (EMAIL_REQUIRED): no order can exist
+            raise RequestRejectedError(
+                "EMAIL_REQUIRED", "komerza requires the buyer's emailAddress, and this order has no email"
+            )
+        date_from, date_to = self._window(order)
+        return ProviderRequest(
+            method="GET",
+            url=f"{self.base_url}/stores/{self._store_id}/orders",
+            params={
+                "email": str(order.buyer.email),
+                "dateFrom": _iso(date_from),
+                "dateTo": _iso(date_to),
+                "Page": "1",
+                "PageSize": str(LOOKUP_PAGE_SIZE),
+            },
+            headers={REFERENCE_HEADER: delivery.reference},
+        )
+
+    def _window(self, order: CanonicalOrder) -> tuple[datetime, datetime]:
+        now = datetime.now(UTC)
+        days = self.destination.settings.get("lookup_days") or LOOKUP_DAYS_DEFAULT
+        earliest = now - timedelta(days=int(days))
+        placed = order.placed_at
+        if placed is not None:
+            placed = placed if placed.tzinfo else placed.replace(tzinfo=UTC)
+            earliest = max(earliest, placed - timedelta(days=1))
+        return earliest, now + timedelta(days=1)
+
+    def parse_lookup(self, response: requests.Response) -> ProviderResult:
+        sent = getattr(response, "request", None)
+        reference = (getattr(sent, "headers", None) or {}).get(REFERENCE_HEADER)
+        if not reference or sent is None or not sent.url:
+            return self._unknown(response)
+        page = self._page(response)
+        if isinstance(page, ProviderResult):
+            return page
+        ids, pages = page
+        headers = {
+            k: v for k, v in sent.headers.items() if k.lower() in ("authorization", "accept", "user-agent")
+        }
+        base = urlsplit(sent.url)
+        list_url = urlunsplit((base.scheme, base.netloc, base.path, "", ""))
+        query = parse_qs(base.query)
+        with requests.Session() as session:
+            for number in range(2, pages + 1):
+                if len(ids) > LOOKUP_MAX_ORDERS:
+                    break
+                params = {k: v[0] for k, v in query.items()} | {"Page": str(number)}
+                more = self._fetch(session, list_url, headers, params)
+                if isinstance(more, ProviderResult):
+                    return more
+                next_page = self._page(more)
+                if isinstance(next_page, ProviderResult):
+                    return next_page
+                ids += next_page[0]
+            ids = list(dict.fromkeys(ids))
+            if len(ids) > LOOKUP_MAX_ORDERS:
+                return self._result(
+                    response,
+                    ResultKind.REVIEW,
+                    "LOOKUP_TOO_BROAD",
+                    f"more than {LOOKUP_MAX_ORDERS} Komerza orders of this buyer in the window; "
+                    f"a person looks for metadata.{REFERENCE_KEY} = {reference}",
+                    unknown_result=True,
+                )
+            matches: list[str] = []
+            for order_id in ids:
+                one = self._fetch(session, f"{list_url}/{quote(order_id, safe='')}", headers, None)
+                if isinstance(one, ProviderResult):
+                    return one
+                metadata = _order_metadata(one)
+                if metadata is None:
+                    return self._unknown(one)
+                if metadata.get(REFERENCE_KEY) == reference:
+                    matches.append(order_id)
+        if not matches:
+            return self._result(response, ResultKind.NOT_FOUND)
+        if len(matches) > 1:
+            return self._result(
+                response,
+                ResultKind.REVIEW,
+                "DUPLICATE_REFERENCE",
+                f"{len(matches)} Komerza orders carry metadata.{REFERENCE_KEY} = {reference} "
+                f"(ids {', '.join(matches)}); a person decides which one is this delivery's",
+                unknown_result=True,
+            )
+        return self._result(
+            response,
+            ResultKind.SUCCEEDED,
+            provider_order_id=matches[0],
+            redirect_url=self._checkout_url(matches[0]),
+        )
+
+    def _page(self, response: requests.Response) -> tuple[list[str], int] | ProviderResult:
+        """(order ids, page count) of one `PageOrderPaginatedResponse`, or the error it is."""
+        kind = self.classify_status(response.status_code)
+        if kind is not ResultKind.SUCCEEDED:
+            return self._error(response, kind)
+        body = safe_json(response)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            return self._unknown(response)
+        if body.get("success") is False:
+            return self._error(response, _CODE_KINDS.get(str(body.get("code") or ""), ResultKind.PERMANENT))
+        ids = [str(o["id"]) for o in body["data"] if isinstance(o, dict) and o.get("id")]
+        if len(ids) != len(body["data"]):
+            return self._unknown(response)
+        pages = body.get("pages")
+        return ids, pages if isinstance(pages, int) and pages >= 1 else 1
+
+    def _fetch(
+        self, session: requests.Session, url: str, headers: dict[str, str], params: dict[str, str] | None
+    ) -> requests.Response | ProviderResult:
+        """A further read of the lookup; any failure is RETRYABLE (the order may exist)."""
+        try:
+            response = session.get(url, headers=headers, params=params, timeout=LOOKUP_TIMEOUT)
+        except requests.RequestException as exc:
+            return ProviderResult(
+                kind=ResultKind.RETRYABLE,
+                error_code="LOOKUP_INCOMPLETE",
+                error_message=f"a Komerza lookup read failed: {type(exc).__name__}",
+                unknown_result=True,
+            )
+        kind = self.classify_status(response.status_code)
+        if kind is not ResultKind.SUCCEEDED:
+            error = self._error(response, kind)
+            if error.kind is ResultKind.PERMANENT:  # e.g. 404 for an order listed a moment ago
+                return self._result(
+                    response,
+                    ResultKind.RETRYABLE,
+                    error.error_code,
+                    error.error_message,
+                    unknown_result=True,
+                )
+            return error
+        return response
+
     # --- helpers -------------------------------------------------------------------------------
 
     def _checkout_url(self, order_id: str) -> str | None:
@@ -495,6 +669,22 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     return f"{where}: {err['msg']}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _order_metadata(response: requests.Response) -> dict[str, Any] | None:
+    """`data.order.metadata` of an `OrderResponseResponse` ({} when the order has none)."""
+    body = safe_json(response)
+    if not isinstance(body, dict) or body.get("success") is not True:
+        return None
+    order = (body.get("data") or {}).get("order") if isinstance(body.get("data"), dict) else None
+    if not isinstance(order, dict):
+        return None
+    metadata = order.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def checkout_order_id(value: Any) -> str | None:
