@@ -1,6 +1,7 @@
 """The BigCommerce adapter in isolation: request building, answer reading, the contract."""
 
 import hashlib
+import json
 
 import pytest
 import requests
@@ -17,13 +18,23 @@ def _provider(d):
     return BigCommerceProvider(destination=d.destination)
 
 
-def _response(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> requests.Response:
+def _response(
+    status: int, body: bytes = b"", headers: dict[str, str] | None = None, request=None
+) -> requests.Response:
     r = requests.Response()
     r.status_code = status
     r._content = body
     r.headers.update(headers or {})
     r.reason = "reason"
+    r.request = request
     return r
+
+
+def _lookup_answer(d, status: int, body: bytes = b""):
+    """The adapter's answer to a lookup response, with the request it sent attached."""
+    req = _provider(d).build_lookup(d)
+    prepared = requests.Request(req.method, req.url, params=req.params).prepare()
+    return _provider(d).parse_lookup(_response(status, body, request=prepared))
 
 
 def test_contract_file_is_the_recorded_copy():
@@ -181,9 +192,43 @@ def test_lookup_204_is_not_found_and_200_is_found():
     p = _provider(d)
     req = p.build_lookup(d)
     assert req.method == "GET" and req.params == {"external_order_id": d.tracking_id}
-    assert p.parse_lookup(_response(204)).kind is ResultKind.NOT_FOUND
-    found = p.parse_lookup(_response(200, b'[{"id": 120}]'))
+    assert _lookup_answer(d, 204).kind is ResultKind.NOT_FOUND
+    body = json.dumps([{"id": 120, "external_order_id": d.tracking_id}]).encode()
+    found = _lookup_answer(d, 200, body)
     assert found.kind is ResultKind.SUCCEEDED and found.provider_order_id == "120"
+
+
+def test_lookup_never_takes_an_unrelated_order():
+    # external_order_id is filterable but neither unique nor immutable (v2 orders reference):
+    # an answer whose first order is someone else's must not be recorded as ours
+    d = _delivery_for_lookup()
+    unrelated = {"id": 7, "external_order_id": "ob_someone_else"}
+    blank = {"id": 8, "external_order_id": ""}
+    ours = {"id": 120, "external_order_id": d.tracking_id}
+    assert _lookup_answer(d, 200, json.dumps([unrelated, blank]).encode()).kind is ResultKind.NOT_FOUND
+    found = _lookup_answer(d, 200, json.dumps([unrelated, ours]).encode())
+    assert found.kind is ResultKind.SUCCEEDED and found.provider_order_id == "120"
+
+
+def test_lookup_with_several_matches_is_parked_for_review():
+    d = _delivery_for_lookup()
+    two = [{"id": 120, "external_order_id": d.tracking_id}, {"id": 121, "external_order_id": d.tracking_id}]
+    r = _lookup_answer(d, 200, json.dumps(two).encode())
+    assert r.kind is ResultKind.REVIEW and r.error_code == "DUPLICATE_REFERENCE"
+    assert "120" in r.error_message and "121" in r.error_message
+
+
+def test_lookup_answer_that_cannot_be_checked_is_not_a_not_found():
+    d = _delivery_for_lookup()
+    p = _provider(d)
+    # no request to read the reference back from: neither found nor not found
+    assert p.parse_lookup(_response(200, b'[{"id": 120}]')).kind is ResultKind.RETRYABLE
+    assert _lookup_answer(d, 200, b'{"id": 120}').kind is ResultKind.RETRYABLE
+    assert _lookup_answer(d, 500, b"[]").kind is ResultKind.RETRYABLE
+
+
+def _delivery_for_lookup():
+    return delivery()
 
 
 # --- money, currency, addresses ---------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Every provider through the same pipeline: queue -> real dispatcher -> its sandbox over HTTP.
 
 Also the unknown-result case per provider (the sandbox creates the order and drops the
-connection): each reconciles the way its API allows, and none ever creates a second order.
+connection): each reconciles by its own documented lookup (BigCommerce `external_order_id`, Lana's
+tag search, Threekit's platform object, Komerza's list by email and date then each order's
+metadata), ends SUCCEEDED with the one order created, and none ever creates a second order.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def event(route: str, **order_changes: Any) -> tuple[str, str]:
         "payment_method": "manual",
         "total": "42.00",
     } | order_changes
+    if route == "lana":
+        # unpriced lines with a stated total are refused by the Lana adapter (PRICE_UNKNOWN: Lana
+        # prices them itself, test_money_providers.py); here Lana prices the order
+        order.pop("total", None)
     return json.dumps({"source": "erp", "route": route, "order": order}), tracking_id_for("erp", ext)
 
 
@@ -93,13 +99,8 @@ def test_dropped_connection_after_create_never_doubles_the_order(harness, provid
     [outcome] = harness.outcomes(tracking_id)
     created = provider_orders(harness, provider, tracking_id)
     assert len(created) == 1
-    if provider == "komerza":  # no lookup: parked for a person, never re-sent blindly
-        assert outcome.status is OutcomeStatus.NEEDS_REVIEW and outcome.unknown_result
-        assert harness.get(f"/orders/{tracking_id}").json()["status"] == "CHECKING"  # never FAILED
-        harness.take_dead_letters()
-    else:
-        assert outcome.status is OutcomeStatus.SUCCEEDED
-        assert outcome.provider_order_id in json.dumps(created[0]["order"])
+    assert outcome.status is OutcomeStatus.SUCCEEDED, outcome
+    assert outcome.provider_order_id in json.dumps(created[0]["order"])
 
 
 @pytest.mark.parametrize("provider", sorted(ROUTES))

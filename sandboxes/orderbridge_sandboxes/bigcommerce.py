@@ -7,6 +7,11 @@ Routes (relative to the mount, as on `https://api.bigcommerce.com`):
   `customer_id`, `min_id`, `max_id`, `email`, `channel_id`; `page`, `limit` (max 250).
   Nothing matching: **204 with no body**, as BigCommerce answers.
 * `GET  /stores/{store_hash}/v2/orders/{id}` - one order, or 404
+* `PUT  /stores/{store_hash}/v2/orders/{id}` - update an order; the sandbox takes only
+  `external_order_id` (a string; anything else 400). BigCommerce's v2 reference ("Update an
+  Order", `order_Put`) lets a merchant or another app rewrite `external_order_id`, and nothing
+  makes it unique: the list filter may answer several orders, or none for an order that was
+  renamed. The adapter's lookup (providers/bigcommerce.py) checks each answered order.
 * `GET  /stores/{store_hash}/v2/orders/{id}/products` - the order's products
 * `GET  /stores/{store_hash}/v2/orders/{id}/shipping_addresses`
 
@@ -988,6 +993,28 @@ class BigCommerceSandbox(ProviderSandbox):
             record = rt.state.get_order(store_hash, order_id)
             if record is None:
                 return self.error_response(404, MSG_NOT_FOUND)
+            return jsonify(record.order)
+
+        @bp.put(f"{base}/<int:order_id>")
+        def update_order(store_hash: str, order_id: int) -> Response:
+            account = authorize(store_hash, create=False)
+            if isinstance(account, Response):
+                return account
+            record = rt.state.get_order(store_hash, order_id)
+            if record is None:
+                return self.error_response(404, MSG_NOT_FOUND)
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict) or set(body) - {"external_order_id"}:
+                return self.error_response(
+                    400,
+                    MSG_INVALID.format(field="body", reason="the sandbox updates only external_order_id"),
+                )
+            value = body.get("external_order_id", record.order.get("external_order_id"))
+            if not isinstance(value, str):
+                return self.error_response(
+                    400, MSG_INVALID.format(field="external_order_id", reason="must be a string")
+                )
+            record.order["external_order_id"] = value
             return jsonify(record.order)
 
         @bp.get(f"{base}/<int:order_id>/<any(products, shipping_addresses):part>")

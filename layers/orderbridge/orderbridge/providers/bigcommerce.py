@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 from typing import Annotated, Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -456,16 +457,63 @@ class BigCommerceProvider(Provider):
         )
 
     def parse_lookup(self, response: requests.Response) -> ProviderResult:
+        """Only an order whose `external_order_id` is our tracking id counts as found.
+
+        BigCommerce's v2 orders reference (developer.bigcommerce.com/docs/rest-management/orders,
+        "Get All Orders"; `contracts/bigcommerce/orders.v2.oas2.yml`: `external_order_id` is a
+        filter of `GET /v2/orders` and a writable field of the order) documents the filter but
+        not that it is exact, unique or immutable: any order may carry or be edited to carry the
+        same value, and a filter the server ignored would answer unrelated orders. So every order
+        in the answer is checked here and an unrelated one is never taken, wherever it stands.
+        One match: SUCCEEDED. Several matches: REVIEW (a person decides which one is ours; an
+        automatic choice could record the wrong order, and nothing is ever sent again).
+        None: NOT_FOUND (204 with no body, as the reference says, or a list without a match).
+        """
         if response.status_code == 204:
             return self._result(response, ResultKind.NOT_FOUND)
         kind = self.classify_status(response.status_code)
-        if kind is ResultKind.SUCCEEDED:
-            found = safe_json(response)
-            if isinstance(found, list) and found:
-                order = BcOrder.model_validate(found[0])
-                return self._result(response, kind, provider_order_id=str(order.id))
+        if kind is not ResultKind.SUCCEEDED:
+            return self._error(response, kind)
+        found = safe_json(response)
+        if not isinstance(found, list):
+            return self._result(
+                response,
+                ResultKind.RETRYABLE,
+                "BAD_RESPONSE",
+                "lookup answered without an order list",
+                unknown_result=True,
+            )
+        reference = _lookup_reference(response)
+        if reference is None:  # cannot check the answer: never guess found or not found
+            return self._result(
+                response,
+                ResultKind.RETRYABLE,
+                "BAD_RESPONSE",
+                "lookup answer without the reference it was asked for",
+                unknown_result=True,
+            )
+        matches: list[str] = []
+        for entry in found:
+            if not isinstance(entry, dict):
+                continue
+            if str(entry.get("external_order_id") or "") != reference:
+                continue
+            try:
+                matches.append(str(BcOrder.model_validate(entry).id))
+            except ValidationError:
+                continue
+        if not matches:
             return self._result(response, ResultKind.NOT_FOUND)
-        return self._error(response, kind)
+        if len(matches) > 1:
+            return self._result(
+                response,
+                ResultKind.REVIEW,
+                "DUPLICATE_REFERENCE",
+                f"{len(matches)} BigCommerce orders carry external_order_id {reference} "
+                f"(ids {', '.join(matches)}); a person decides which one is this delivery's",
+                unknown_result=True,
+            )
+        return self._result(response, kind, provider_order_id=matches[0])
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -624,3 +672,12 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     return f"{where}: {err['msg']}"
+
+
+def _lookup_reference(response: requests.Response) -> str | None:
+    """The tracking id the lookup asked for, read back from the request that was sent."""
+    url = getattr(getattr(response, "request", None), "url", None) or getattr(response, "url", None)
+    if not url:
+        return None
+    values = parse_qs(urlsplit(str(url)).query).get("external_order_id")
+    return values[0] if values else None
