@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import requests
+from pydantic import BaseModel
 
 from orderbridge.exceptions import RequestRejectedError
 from orderbridge.models import money
@@ -92,6 +93,10 @@ class Provider(ABC):
     #: order. Until it has passed a missing order is only looked for again, never re-sent.
     #: A destination's `reconcile_window_seconds` overrides it.
     reconcile_window_seconds: ClassVar[float] = 300.0
+    #: The pydantic models of this provider's destination `settings` and route catalog entries:
+    #: the configuration is checked against them when it is loaded (None: not checked).
+    settings_model: ClassVar[type[BaseModel] | None] = None
+    catalog_entry_model: ClassVar[type[BaseModel] | None] = None
 
     def __init__(self, *, destination: Destination) -> None:
         self.destination = destination

@@ -42,4 +42,4 @@ def provider_models(name: str) -> tuple[type[BaseModel] | None, type[BaseModel] 
     if name not in PROVIDERS:
         return None
     cls = get_provider_class(name)
-    return getattr(cls, "settings_model", None), getattr(cls, "catalog_entry_model", None)
+    return cls.settings_model, cls.catalog_entry_model
