@@ -43,6 +43,10 @@ def submit_form(form_key: str) -> Response:
         response = error_response(exc)
         response.headers.update(cors)
         return response
+    if accepted.redirect_url:  # a buyer is sent there: only to a checkout page the stack knows
+        from orderbridge.storefront.web import checked_accepted
+
+        accepted = checked_accepted(accepted, service.config.load())
     html_form = "urlencoded" in (event.headers.get("content-type") or "")
     return accepted_response(accepted, cors, html_form=html_form)
 
@@ -65,10 +69,16 @@ def receive_webhook(source: str) -> Response:
 
 @app.get("/orders/<tracking_id>")
 def order_status(tracking_id: str) -> Response:
-    found = service.status(tracking_id)
+    from orderbridge.storefront.web import checked_status, is_tracking_id
+
+    # Only `ob_` + 32 hex digits is ever a tracking id: anything else is not found without a
+    # DynamoDB call (whose key limit an overlong id would hit as a 500).
+    found = service.status(tracking_id) if is_tracking_id(tracking_id) else None
     if found is None:
         raise IntakeRejectedError(404, "NOT_FOUND", "no order with that tracking id")
-    return Response(status_code=200, content_type="application/json", body=found)
+    return Response(
+        status_code=200, content_type="application/json", body=checked_status(found, service.config.load())
+    )
 
 
 # --- storefront order form (orderbridge.storefront): pages, snippet, the browser's post -----------

@@ -7,11 +7,15 @@ and gets the intake's usual JSON answers, with the form's CORS headers on errors
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
+import string
 import uuid
 from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -21,8 +25,8 @@ from orderbridge.intake.http import accepted_response, cors_headers, error_respo
 from orderbridge.storefront import pages
 
 if TYPE_CHECKING:
-    from orderbridge.intake.service import IntakeService
-    from orderbridge.models.config import FormConfig
+    from orderbridge.intake.service import Accepted, IntakeService
+    from orderbridge.models.config import FormConfig, OrderbridgeConfig
 
 HTML = "text/html; charset=utf-8"
 ASSETS = {pages.SCRIPT: "text/javascript; charset=utf-8", pages.STYLESHEET: "text/css; charset=utf-8"}
@@ -34,6 +38,82 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'",
 }
+
+
+# The only tracking ids a status route looks up: what the intake hands out (`ob_` + 32 hex digits).
+# The dispatcher's `msg_<message id>` records of malformed events are for operators (`ops`), never
+# handed to a sender, so no status route reads them.
+TRACKING_ID = re.compile(r"ob_[0-9a-f]{32}")
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_tracking_id(value: object) -> bool:
+    """Whether `value` has the form of a tracking id: anything else is not found, without a lookup."""
+    return isinstance(value, str) and TRACKING_ID.fullmatch(value) is not None
+
+
+def safe_redirect(url: object, config: OrderbridgeConfig) -> str | None:
+    """`url` if it is a provider's checkout page this stack may send a buyer to, else None.
+
+    Allowed: exactly what a destination's `checkout_url_template` gives for a uuid order id (so no
+    CR/LF, `?query`, `../` or other host), over https; over http only on the destination's own
+    configured loopback base URL (the local sandbox).
+    """
+    if not isinstance(url, str) or len(url) > 2048:
+        return None
+    for destination in config.destinations.values():
+        settings = destination.settings or {}
+        template = settings.get("checkout_url_template")
+        if not isinstance(template, str) or not template:
+            continue
+        pattern = _template_pattern(template, settings.get("store_id"))
+        if pattern is None or pattern.fullmatch(url) is None:
+            continue
+        target = urlsplit(url)
+        if target.scheme == "https" and target.hostname and not target.username and not target.password:
+            return url
+        base = urlsplit(str(destination.base_url)) if destination.base_url else None
+        if (
+            target.scheme == "http"
+            and base is not None
+            and (base.scheme, base.netloc) == (target.scheme, target.netloc)
+            and target.hostname in _LOOPBACK
+        ):
+            return url
+    return None
+
+
+def _template_pattern(template: str, store_id: object) -> re.Pattern[str] | None:
+    parts = []
+    try:
+        for literal, field, spec, conversion in string.Formatter().parse(template):
+            parts.append(re.escape(literal))
+            if field is None:
+                continue
+            if spec or conversion or field not in ("order_id", "store_id"):
+                return None
+            parts.append(_UUID if field == "order_id" else re.escape(str(store_id)))
+    except ValueError:
+        return None
+    return re.compile("".join(parts))
+
+
+def checked_accepted(accepted: Accepted, config: OrderbridgeConfig) -> Accepted:
+    """`accepted` without its redirect unless the redirect is a checkout page allowed above."""
+    if accepted.redirect_url and safe_redirect(accepted.redirect_url, config) is None:
+        return dataclasses.replace(accepted, redirect_url=None)
+    return accepted
+
+
+def checked_status(status: dict[str, Any], config: OrderbridgeConfig) -> dict[str, Any]:
+    """A status answer whose destinations carry only allowed checkout redirects."""
+    destinations = []
+    for d in status.get("destinations", []):
+        if isinstance(d, dict) and d.get("redirect_url") and safe_redirect(d["redirect_url"], config) is None:
+            d = {**d, "redirect_url": None}
+        destinations.append(d)
+    return {**status, "destinations": destinations}
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -173,6 +253,7 @@ class Storefront:
                 response.headers.update(cors)
                 return response
             return self._form_again(form_key, exc, body, root)
+        accepted = checked_accepted(accepted, self.service.config.load())
         if as_json:
             return accepted_response(accepted, cors)
         location = accepted.redirect_url or f"confirmation/{accepted.tracking_id}"
@@ -207,8 +288,13 @@ class Storefront:
 
     def _status(self, form_key: str, tracking_id: str) -> dict[str, Any] | None:
         """The order's status if it came in through this form (a reference from elsewhere is not found)."""
+        if not is_tracking_id(tracking_id):
+            return None  # not a tracking id: not found, without a lookup
         form = self._form(form_key)
-        return None if form is None else self.service.status(tracking_id, source=form.source)
+        if form is None:
+            return None
+        status = self.service.status(tracking_id, source=form.source)
+        return None if status is None else checked_status(status, self.service.config.load())
 
     def _not_found(self, root: str) -> Response:
         return _html(

@@ -88,6 +88,18 @@
     showAmount(out, total, d);
   }
 
+  // Where the script may send the browser: an absolute http(s) URL only (never javascript:,
+  // data: or anything else an answer might carry). The server checks the host as well.
+  function webUrl(value) {
+    if (typeof value !== "string" || !value) return null;
+    try {
+      var url = new URL(value);
+      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   function newSubmissionId() {
     var bytes = new Uint8Array(16);
     window.crypto.getRandomValues(bytes);
@@ -281,9 +293,10 @@
       .then(function (answer) {
         var data = answer.data || {};
         if (answer.status >= 200 && answer.status < 300 && data.tracking_id) {
-          if (data.redirect_url) {
+          var checkout = webUrl(data.redirect_url);
+          if (checkout) {
             setBusy(form, true, TEXT.redirecting);
-            window.location.assign(data.redirect_url);
+            window.location.assign(checkout);
             return;
           }
           confirm(form, data.tracking_id);
@@ -359,10 +372,12 @@
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (data) {
           if (!data) return again();
-          var pay = (data.destinations || []).filter(function (d) { return d.redirect_url; })[0];
+          var pay = (data.destinations || [])
+            .map(function (d) { return webUrl(d && d.redirect_url); })
+            .filter(function (u) { return u; })[0];
           if (pay) {
             show("REDIRECTING", TEXT.redirecting);
-            window.location.assign(pay.redirect_url);
+            window.location.assign(pay);
           } else if (data.status === "SUCCEEDED") {
             show("SUCCEEDED", TEXT.created);
           } else if (data.status === "FAILED") {
