@@ -898,7 +898,7 @@ def render(matrix: dict[str, tuple[str, str, str]]) -> str:
     lines += [f"| {f} | {e} | {o} | `{name}` |" for name, (f, e, o) in matrix.items()]
     lines += [
         "",
-        "Per-provider unknown results (`tests/test_providers_pipeline.py`, `tests/test_provider_lookups.py`):",
+        "Per-provider unknown results (`tests/test_providers_pipeline.py`, `test_provider_lookups.py`):",
         "BigCommerce reconciles by `GET /v2/orders?external_order_id=` (every answer's id checked),",
         "Threekit by `GET /api/orders?platform=` (the whole platform object the create sent), Lana by its",
         "order search on the tag `orderbridge:<tracking id>`, Komerza by listing the buyer's orders in a",
