@@ -103,7 +103,10 @@ def order_create(**extra: Any) -> dict[str, Any]:
             {
                 "variant_id": TEE,
                 "quantity": 2,
-                "fields": [{"label": "Engraving", "value": "JS", "type": "text"}],
+                "field_set_id": "fs_Engraving",
+                "fields": [
+                    {"label": "Engraving", "value": "JS", "type": "text", "field_index": 0, "choice_index": 0}
+                ],
             }
         ],
         "tags": ["orderbridge:ob_test"],
@@ -336,7 +339,12 @@ INVALID: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {"0.custom_items.0.price": "invalid_non_negative_int64"},
     ),
     "field type": (
-        _line(variant_id=TEE, quantity=1, fields=[{"label": "A", "value": "b", "type": "color"}]),
+        _line(
+            variant_id=TEE,
+            quantity=1,
+            field_set_id="fs_A",
+            fields=[{"label": "A", "value": "b", "type": "color", "field_index": 0, "choice_index": 0}],
+        ),
         {"0.line_items.0.fields.0.type": "invalid_enum"},
     ),
     "no line items": (order_create(line_items=[]), {"0.line_items": "mandatory"}),
@@ -757,3 +765,19 @@ def test_adapter_reads_the_sandbox_errors(server):
     assert limited.kind is ResultKind.RETRYABLE and limited.error_code == "LANA_429"
     assert limited.retry_after == 3
     assert sandbox_orders(server) == []
+
+
+def test_line_fields_need_their_indexes_and_field_set(server):
+    """Lana's types require `field_index`, `choice_index` and the line's `field_set_id` for each
+    field: no default stands in for a missing one (the adapter sends properties as tags instead)."""
+    body = order_create()
+    body["line_items"][0]["fields"] = [{"label": "Engraving", "value": "JS", "type": "text"}]
+    del body["line_items"][0]["field_set_id"]
+    r = post(server, [body])
+    assert r.status_code == 400
+    problems = {f["field"] for f in r.json()["error"]["meta"]["fields"]}
+    assert {
+        "0.line_items.0.fields.0.field_index",
+        "0.line_items.0.fields.0.choice_index",
+        "0.line_items.0.field_set_id",
+    } <= problems

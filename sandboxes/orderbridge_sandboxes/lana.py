@@ -534,14 +534,18 @@ def _line_fields(p: Problems, path: str, value: Any) -> list[dict[str, Any]]:
                 p.add(f"{where}.{key}", INVALID_VALUE, "must be a string")
         if entry.get("type") not in FIELD_TYPES:
             p.add(f"{where}.type", INVALID_ENUM, "must be one of " + ", ".join(sorted(FIELD_TYPES)))
+        # Lana's types (`@lana-commerce/core`, OrderCreate line item fields) require both indexes:
+        # a field belongs to the product's field set; no default stands in for a missing one.
         for key in ("choice_index", "field_index"):
-            if entry.get(key) is not None and not _is_int(entry[key]):
+            if entry.get(key) is None:
+                p.add(f"{where}.{key}", MANDATORY, "is required")
+            elif not _is_int(entry[key]):
                 p.add(f"{where}.{key}", INVALID_INTEGER, "must be an integer")
         if len(p.fields) == before:
             out.append(
                 {
-                    "choice_index": entry.get("choice_index") or 0,
-                    "field_index": entry.get("field_index") or 0,
+                    "choice_index": entry["choice_index"],
+                    "field_index": entry["field_index"],
                     "label": entry["label"],
                     "type": entry["type"],
                     "value": entry["value"],
@@ -605,6 +609,8 @@ def _line_items(
                 p.add(f"{where}.variant_id", INVALID_IDENTIFIER, f"no variant {variant_id} in this shop")
 
         fields = _line_fields(p, f"{where}.fields", item.get("fields"))
+        if item.get("fields") and not item.get("field_set_id"):
+            p.add(f"{where}.field_set_id", MANDATORY, "is required with fields (the product's field set)")
         plan_index = NO_INDEX
         if item.get("subscription_plan_index") is not None:
             plan_index = _index(p, f"{where}.subscription_plan_index", item["subscription_plan_index"]) or 0
