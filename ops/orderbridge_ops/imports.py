@@ -38,7 +38,6 @@ from orderbridge.constants import TRACKING_ID_KEY_SECRET_DEFAULT
 from orderbridge.credentials import CredentialStore
 from orderbridge.exceptions import ConfigurationError
 from orderbridge.identity import TrackingIds
-from orderbridge.payloads import EventCodec
 from orderbridge.imports.enqueue import OrderSink
 from orderbridge.imports.feed import FeedClient
 from orderbridge.imports.service import (
@@ -50,6 +49,7 @@ from orderbridge.imports.service import (
 )
 from orderbridge.imports.state import ImportStateStore
 from orderbridge.imports.summary import RunStatus, RunSummary, SummaryWriter
+from orderbridge.payloads import EventCodec
 from orderbridge_ops import render
 from orderbridge_ops.connect import Connection
 from orderbridge_ops.errors import NOT_FOUND, OK, USAGE, OpsError

@@ -636,7 +636,10 @@ class IntakeService:
         except ValidationError as exc:
             fields = field_errors(exc)
             if logger.isEnabledFor(logging.DEBUG):  # masking copies the whole order: only when logged
-                logger.debug("order failed validation", extra={"fields": fields, "order": mask_pii(raw)})
+                # the messages may repeat what the buyer typed: masked like the order
+                logger.debug(
+                    "order failed validation", extra={"fields": mask_pii(fields), "order": mask_pii(raw)}
+                )
             if rename is not None:
                 for f in fields:
                     f["field"] = rename(f["field"])
