@@ -171,10 +171,18 @@ def test_sam_translates_the_api(translated: dict[str, Any]) -> None:
     assert properties["StageName"] == "v1"
     assert properties["TracingEnabled"] is True
     assert properties["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
-    (throttle,) = properties["MethodSettings"]
-    assert throttle["ThrottlingRateLimit"] > 0 and throttle["ThrottlingBurstLimit"] > 0
+    settings = properties["MethodSettings"]
+    assert settings[0]["ResourcePath"] == "/*" and settings[0]["HttpMethod"] == "*"  # the stage default
+    for throttle in settings:
+        assert throttle["ThrottlingRateLimit"] > 0 and throttle["ThrottlingBurstLimit"] > 0
     (api,) = resources_of(translated, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
+    # every per-route throttle names a route and method the API has (API Gateway encodes / as ~1)
+    for throttle in settings[1:]:
+        # "/" + the route with each "/" as "~1": /webhooks/{source} is /~1webhooks~1{source}
+        assert throttle["ResourcePath"].startswith("/~1"), throttle
+        path = throttle["ResourcePath"][1:].replace("~1", "/")
+        assert throttle["HttpMethod"].lower() in paths[path], throttle
     storefront = {
         "/forms/{form_key}/embed": {"get"},
         "/forms/{form_key}/submit": {"post"},
@@ -393,3 +401,69 @@ def test_intake_reads_only_its_own_secrets(template: dict[str, Any]) -> None:
         or "TrackingIdKey" in r
         for r in resources
     )
+
+
+# --- first deploy, abuse limits (issue 15: deploy; issue 16: one shared throttle) ------------------------
+
+
+def test_first_deploy_creates_the_api_gateway_logging_role(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    parameter = template["Parameters"]["CreateApiGatewayAccountRole"]
+    assert parameter["Default"] == "true" and set(parameter["AllowedValues"]) == {"true", "false"}
+    resources = template["Resources"]
+    role, account = resources["ApiGatewayCloudWatchRole"], resources["ApiGatewayAccount"]
+    assert role["Condition"] == account["Condition"] == "CreateApiGatewayAccount"
+    assert role["DeletionPolicy"] == "Retain"  # the account setting outlives the stack
+    (managed,) = role["Properties"]["ManagedPolicyArns"]
+    assert managed["Fn::Sub"].endswith(":iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
+    # the stage (which writes access logs) waits for the account setting: stage -> RestApi -> handle
+    handle = translated["Resources"]["ApiGatewayAccountReady"]
+    assert handle["Metadata"]["ApiGatewayAccount"] == {
+        "Fn::If": ["CreateApiGatewayAccount", {"Ref": "ApiGatewayAccount"}, ""]
+    }
+    (api_id,) = resources_of(translated, "AWS::ApiGateway::RestApi")
+    assert translated["Resources"][api_id]["DependsOn"] in (
+        "ApiGatewayAccountReady",
+        ["ApiGatewayAccountReady"],
+    )
+    (stage,) = resources_of(translated, "AWS::ApiGateway::Stage").values()
+    assert stage["Properties"]["RestApiId"] == {"Ref": api_id}
+    assert "AccessLogSetting" in stage["Properties"]
+
+
+def test_waf_limits_each_client_ip_on_the_api_stage(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    parameters = template["Parameters"]
+    assert parameters["EnableWaf"]["Default"] == "true"
+    assert parameters["WafRateLimitPerIp"]["MinValue"] >= 10  # WAF's own minimum
+    acl = template["Resources"]["ApiWebAcl"]
+    assert acl["Condition"] == "WafEnabled" and acl["Properties"]["Scope"] == "REGIONAL"
+    assert acl["Properties"]["DefaultAction"] == {"Allow": {}}
+    (rule,) = acl["Properties"]["Rules"]
+    assert rule["Statement"]["RateBasedStatement"] == {
+        "AggregateKeyType": "IP",  # the connection's address, never a forwarded header
+        "Limit": {"Ref": "WafRateLimitPerIp"},
+    }
+    assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    association = translated["Resources"]["ApiWebAclAssociation"]
+    assert association["Condition"] == "WafEnabled"
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["ApiWebAcl", "Arn"]}
+    arn = association["Properties"]["ResourceArn"]["Fn::Sub"]
+    (stage_id,) = resources_of(translated, "AWS::ApiGateway::Stage")
+    assert arn.endswith(f"::/restapis/${{OrderbridgeApi}}/stages/${{{stage_id}}}")
+
+
+def test_local_run_skips_the_account_role_and_the_waf(template: dict[str, Any], aws: dict[str, Any]) -> None:
+    for value in ("true", "false"):
+        created = create_resources(
+            template=template,
+            prefix=f"{PREFIX}-waf-{value}",
+            parameter_overrides={"EnableWaf": value, "CreateApiGatewayAccountRole": value},
+            **aws,
+        )
+        assert set(created.tables) and set(created.queues)
