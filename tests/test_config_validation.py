@@ -239,3 +239,20 @@ def test_up_refuses_to_start_with_an_invalid_configuration(
     assert cli.main(["up"]) == 1
     err = capsys.readouterr().err
     assert "nothing was started" in err and "destination 'x': bad" in err
+
+
+def test_two_webhook_sources_may_not_share_a_signing_secret():
+    """Issue 16: one delivery posted to two sources sharing a secret was valid at both: two orders."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from orderbridge.config.check import InvalidConfigurationError, validate_document
+
+    document = json.loads((Path(__file__).resolve().parents[1] / "config" / "local.json").read_text())
+    shared = copy.deepcopy(document)
+    shared["webhooks"]["copy-of-shopify"] = dict(shared["webhooks"]["shopify-demo"])
+    with pytest.raises(InvalidConfigurationError) as refused:
+        validate_document(shared, local=True)
+    assert any("share secret_id" in p and "copy-of-shopify" in p for p in refused.value.problems)
+    validate_document(document, local=True)  # the sample, one secret per source, is fine

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -250,34 +250,18 @@ class FormConfig(_Config):
     )
 
 
-class WebhookSource(_Config):
-    """A storefront platform that pushes signed order events."""
+def _webhook_source_models() -> tuple[type[BaseModel], ...]:
+    from orderbridge.sources.registry import settings_models
 
-    scheme: Literal["standard", "shopify", "stripe"]
-    payload: Literal["canonical", "shopify"]
-    route: Name
-    shop: Shop = None
-    topics: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
-        default_factory=lambda: ["orders/create"],
-        description="shopify scheme: the `X-Shopify-Topic` values that mean a new order; others are "
-        "answered 200 ignored. The topic header is not signed, so a delivery whose body is not an "
-        "order of these topics is never made one by its header.",
-    )
-    test_orders: Literal["skip", "send"] = Field(
-        default="skip",
-        description="Orders the source marks as tests (Shopify `test: true`): `skip` records them as "
-        "SKIPPED / TEST_ORDER and sends nothing; `send` treats them as any order (`test_route` may "
-        "send them elsewhere).",
-    )
-    test_route: Name | None = Field(
-        default=None, description="With test_orders `send`: the route test orders take (a test destination)."
-    )
-    secret_id: str = Field(description='Secrets Manager id; JSON {"secrets": [...]} or a plain string.')
-    signature_header: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9-]{1,64}$",
-        description="stripe scheme: the header carrying `t=...,v1=...` (default Stripe-Signature).",
-    )
+    return settings_models()
+
+
+#: A storefront platform that pushes signed order events: one settings model per `scheme`
+#: (`orderbridge.sources`), each accepting only the settings its scheme reads.
+WebhookSource = Annotated[
+    Union[_webhook_source_models()],  # noqa: UP007 - built from the registry at import
+    Field(discriminator="scheme"),
+]
 
 
 class OrderbridgeConfig(_Config):
@@ -333,6 +317,17 @@ class OrderbridgeConfig(_Config):
             f"{WEBHOOK_SECRET_PREFIX!r}: {why}"
             for name, h in self.webhooks.items()
             if not h.secret_id.startswith(WEBHOOK_SECRET_PREFIX)
+        ]
+        # A signature proves who sent a delivery only if its secret belongs to one source: with a
+        # shared secret, one delivery posted to both sources is valid twice, as two orders.
+        by_secret: dict[str, list[str]] = {}
+        for name, h in self.webhooks.items():
+            by_secret.setdefault(h.secret_id, []).append(name)
+        problems += [
+            f"webhook sources {', '.join(repr(n) for n in names)} share secret_id {secret!r}: "
+            "give each source its own signing secret, so a delivery is valid at one source only"
+            for secret, names in by_secret.items()
+            if len(names) > 1
         ]
         return problems
 
