@@ -228,14 +228,25 @@ class IntakeService:
         return accepted
 
     def receive_webhook(self, *, source: str, headers: Mapping[str, str], body: bytes) -> Accepted | None:
-        """Verify, map and accept; None when the event is a topic this source does not create orders for."""
+        """Verify, map and accept; None when the delivery creates nothing (the platform's activation
+        ping, a topic or event type this source does not create orders for, a draft).
+
+        The source's preset (`orderbridge.sources`, by its `scheme`) checks the signature, handles
+        topics, maps the payload and names the shop; everything else is the same for every source.
+        """
+        from orderbridge.sources import source_for
+
         cfg = self._config()
         hook = cfg.webhooks.get(source)
         if hook is None:
             raise IntakeRejectedError(404, "SOURCE_NOT_FOUND", "unknown webhook source")
+        preset = source_for(hook)
         self._check_size(body)
+        if preset.handshake(headers, body):  # creates nothing: answered before any signature
+            logger.info("webhook activation ping answered", extra={"source": source})
+            return None
         try:
-            event_id = self._verify(hook, headers, body)
+            event_id = self._verify(hook, preset, headers, body)
         except SignatureError as exc:
             logger.warning("webhook signature rejected", extra={"source": source, "error_code": exc.code})
             raise IntakeRejectedError(401, exc.code, exc.message) from None
@@ -243,30 +254,19 @@ class IntakeService:
         # make it retry into the void. Whatever cannot be taken is recorded as a visible failure
         # with every reason, and answered 2xx.
         route = hook.route
+        shop = preset.shop(headers, source)
         try:
             if _media_type(_header(headers, "content-type")) != JSON:
                 raise IntakeRejectedError(415, "UNSUPPORTED_MEDIA_TYPE", f"webhooks must be {JSON}")
             payload = self._json(self._text(body))
-            if hook.scheme == "stripe" and isinstance(payload, dict) and isinstance(payload.get("id"), str):
-                event_id = payload["id"][:128]  # Stripe-style events carry their id in the signed body
-            if hook.payload == "shopify":
-                topic = _header(headers, "x-shopify-topic")
-                if topic not in hook.topics:
-                    logger.info("webhook topic ignored", extra={"source": source, "topic": topic})
-                    return None
-                if mapping.is_draft_order(payload):  # the topic header is not signed; the body is
-                    logger.warning("draft order body ignored", extra={"source": source, "topic": topic})
-                    return None
-                raw = mapping.from_shopify(payload)
-            else:
-                if not mapping.is_order_event(payload):
-                    logger.info("webhook event type ignored", extra={"source": source})
-                    return None
-                raw = mapping.from_canonical_event(payload)
+            event_id = preset.event_id(payload, event_id)
+            raw = preset.order(headers, payload)
+            if raw is None:
+                logger.info("webhook delivery ignored", extra={"source": source})
+                return None
         except IntakeRejectedError as exc:
-            identity = OrderIdentity.of(shop=hook.shop or source, source=source, event_id=event_id, body=body)
+            identity = OrderIdentity.of(shop=shop, source=source, event_id=event_id, body=body)
             return self._record_refused(identity, source, None, exc)
-        shop = hook.shop or source
         ext = raw.get("external_order_id") if isinstance(raw.get("external_order_id"), str) else None
         identity = OrderIdentity.of(
             shop=shop, source=source, external_order_id=ext, event_id=event_id, body=body
@@ -275,7 +275,7 @@ class IntakeService:
             order = self._validate(raw)
         except IntakeRejectedError as exc:
             return self._record_refused(identity, source, ext, exc)
-        skip = mapping.skip_reason(payload) if hook.payload == "shopify" else None
+        skip = preset.skip_reason(payload)
         if order.test and not skip:
             if hook.test_orders == "skip":
                 skip = ("TEST_ORDER", "the source marked it a test order (test_orders: skip)")
@@ -283,7 +283,8 @@ class IntakeService:
                 route = hook.test_route
         if skip:
             return self._record_skipped(identity, source, order, *skip)
-        return self._accept_or_duplicate(identity, source, route, order, shop=hook.shop)
+        event_shop = hook.shop or (shop if shop != source else None)
+        return self._accept_or_duplicate(identity, source, route, order, shop=event_shop)
 
     def _check_destinations(self, cfg: OrderbridgeConfig, route: str, order: CanonicalOrder) -> None:
         """Forms: a person is there, so what a destination's provider would refuse (a zip where
@@ -545,15 +546,16 @@ class IntakeService:
             logger.exception("configuration unavailable")
             raise
 
-    def _verify(self, hook: Any, headers: Mapping[str, str], body: bytes) -> str:
+    def _verify(self, hook: Any, preset: Any, headers: Mapping[str, str], body: bytes) -> str:
         """Check the signature; on a mismatch re-read the secret once, so a rotation counts at once.
 
         The re-read is spaced by `secret_refresh_interval` per secret, so forged signatures cannot
-        turn into a flood of Secrets Manager calls.
+        turn into a flood of Secrets Manager calls. A secret that cannot be decoded is our
+        configuration error: logged at ERROR naming the secret, answered 503 (never 401).
         """
         secrets = self._signing_secrets(hook.secret_id)
         try:
-            return self._verify_with(hook, headers, body, secrets)
+            return self._verify_with(hook, preset, headers, body, secrets)
         except SignatureError as exc:
             last = self._secret_refreshed.get(hook.secret_id)
             now = time.monotonic()
@@ -566,20 +568,19 @@ class IntakeService:
             if fresh == secrets:
                 raise
             logger.info("signing secret re-read after a mismatch", extra={"secret_id": hook.secret_id})
-            return self._verify_with(hook, headers, body, fresh)
+            return self._verify_with(hook, preset, headers, body, fresh)
 
-    def _verify_with(self, hook: Any, headers: Mapping[str, str], body: bytes, secrets: list[str]) -> str:
-        if hook.scheme == "standard":
-            return signatures.verify_standard(body, headers, secrets, tolerance=self.webhook_tolerance)
-        if hook.scheme == "stripe":
-            return signatures.verify_stripe(
-                body,
-                headers,
-                secrets,
-                tolerance=self.webhook_tolerance,
-                header=hook.signature_header or signatures.STRIPE_HEADER_DEFAULT,
+    def _verify_with(
+        self, hook: Any, preset: Any, headers: Mapping[str, str], body: bytes, secrets: list[str]
+    ) -> str:
+        try:
+            return preset.verify(body, headers, secrets, tolerance=self.webhook_tolerance)
+        except signatures.SecretFormatError as exc:
+            logger.error(
+                "webhook signing secret cannot be used; fix the secret",
+                extra={"secret_id": hook.secret_id, "reason": str(exc)},
             )
-        return signatures.verify_shopify(body, headers, secrets)
+            raise ConfigurationError(f"signing secret {hook.secret_id!r}: {exc}") from None
 
     def _check_rate(self, form_key: str, limits: FormRateLimits, ip: str | None) -> None:
         if self.post_limiter is None:

@@ -9,13 +9,47 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
 from orderbridge.exceptions import SignatureError
+
+
+class SecretFormatError(ValueError):
+    """A configured signing secret cannot be used: our configuration error (503), not a 401."""
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
+
+
+def _standard_key(secret: str) -> bytes:
+    """A Standard Webhooks signing secret (`whsec_<base64>`) as its key bytes.
+
+    Raises SecretFormatError for one that cannot be decoded (`v1,whsec_...` pasted from a
+    signature, a truncated value): our configuration, never the sender's fault.
+    """
+    text = secret.strip().removeprefix("whsec_")
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SecretFormatError("the signing secret is not whsec_<base64>") from None
+    if not key:
+        raise SecretFormatError("the signing secret is empty")
+    return key
+
+
+def _standard_signatures(value: str) -> list[bytes]:
+    """Every well-formed `v1,<base64>` entry of a `webhook-signature` (space separated); malformed
+    entries (no comma, another version, bad base64, doubled spaces) are skipped, as the
+    specification says: another entry may still match."""
+    found = []
+    for entry in value.split(" "):
+        version, _, sig = entry.strip().partition(",")
+        if version != "v1" or not sig:
+            continue
+        try:
+            found.append(base64.b64decode(sig, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    return found
 
 
 def verify_standard(
@@ -23,8 +57,11 @@ def verify_standard(
 ) -> str:
     """Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
 
-    Any of `secrets` may match (two are active while a secret is rotated). Returns the
-    sender's message id, used to deduplicate replays.
+    The signed content is `<id>.<timestamp>.<raw body>` (HMAC-SHA256, base64). Any of `secrets`
+    may match (two are active while a secret is rotated) and any `v1` entry of the header; the
+    timestamp must be within `tolerance` seconds either side (WEBHOOK_TOLERANCE_SECONDS, the same
+    for every timestamped scheme). Returns the sender's message id, used to deduplicate replays.
+    Raises SecretFormatError when a configured secret cannot be decoded.
     """
     h = _lower(headers)
     msg_id, stamp, signature = (
@@ -37,24 +74,29 @@ def verify_standard(
             "SIGNATURE_MISSING", "webhook-id, webhook-timestamp and webhook-signature are required"
         )
     try:
-        age = time.time() - float(stamp)
+        age = time.time() - int(stamp)
     except ValueError:
-        raise SignatureError("SIGNATURE_INVALID", "webhook-timestamp is not a number") from None
+        raise SignatureError("SIGNATURE_INVALID", "webhook-timestamp is not an integer") from None
     if abs(age) > tolerance:
         raise SignatureError("SIGNATURE_EXPIRED", f"webhook-timestamp is outside the {tolerance}s window")
-    subset = {"webhook-id": msg_id, "webhook-timestamp": stamp, "webhook-signature": signature}
-    for secret in secrets:
-        try:
-            Webhook(secret).verify(body, subset, json_parse=False)
-        except WebhookVerificationError as exc:
-            if "too old" in str(exc) or "too new" in str(exc):
-                raise SignatureError("SIGNATURE_EXPIRED", "webhook-timestamp is outside the window") from None
-            continue
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            # malformed signature list or a body that is not UTF-8: not a match
-            continue
-        return msg_id
+    keys = [_standard_key(secret) for secret in secrets]  # a bad secret is ours: say so first
+    given = _standard_signatures(signature)
+    if not given:
+        raise SignatureError("SIGNATURE_INVALID", "webhook-signature has no well-formed v1 entry")
+    signed = msg_id.encode() + b"." + stamp.encode() + b"." + body
+    for key in keys:
+        expected = hmac.new(key, signed, hashlib.sha256).digest()
+        if any(hmac.compare_digest(expected, candidate) for candidate in given):
+            return msg_id
     raise SignatureError("SIGNATURE_INVALID", "no webhook-signature matches the body")
+
+
+def sign_standard(body: bytes, secret: str, *, msg_id: str, timestamp: int | None = None) -> dict[str, str]:
+    """The three headers a Standard Webhooks sender would send (for tests and our own senders)."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    signed = msg_id.encode() + b"." + stamp.encode() + b"." + body
+    digest = base64.b64encode(hmac.new(_standard_key(secret), signed, hashlib.sha256).digest()).decode()
+    return {"webhook-id": msg_id, "webhook-timestamp": stamp, "webhook-signature": f"v1,{digest}"}
 
 
 def verify_shopify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> str:
@@ -134,3 +176,95 @@ def sign_stripe(body: bytes, secret: str, *, timestamp: int | None = None) -> st
     stamp = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={stamp},v1={digest}"
+
+
+# --- generic HMAC: a header, an algorithm, an encoding, an optional prefix and timestamp ---------
+
+ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+
+
+def _decode_signature(text: str, encoding: str) -> bytes | None:
+    try:
+        if encoding == "hex":
+            return bytes.fromhex(text)
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def verify_hmac(
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: Sequence[str],
+    *,
+    header: str,
+    algorithm: str = "sha256",
+    encoding: str = "hex",
+    prefix: str = "",
+    timestamp_header: str | None = None,
+    separator: str = ".",
+    tolerance: int = 300,
+    event_id_header: str | None = None,
+) -> str:
+    """An HMAC of the raw body (or of `<timestamp><separator><raw body>` when `timestamp_header` is
+    set), hex or base64, optionally after a `prefix` such as `sha256=`, in `header`.
+
+    The header may list several signatures (comma or space separated); malformed entries are
+    skipped. Returns the value of `event_id_header` ("" without one).
+    """
+    h = _lower(headers)
+    value = h.get(header.lower())
+    if not value:
+        raise SignatureError("SIGNATURE_MISSING", f"{header} is required")
+    size = ALGORITHMS[algorithm]().digest_size
+    given: list[bytes] = []
+    for entry in value.replace(",", " ").split():
+        if prefix:
+            if not entry.lower().startswith(prefix.lower()):
+                continue
+            entry = entry[len(prefix) :]
+        decoded = _decode_signature(entry, encoding)
+        if decoded is not None and len(decoded) == size:
+            given.append(decoded)
+    if not given:
+        raise SignatureError(
+            "SIGNATURE_INVALID", f"{header} holds no well-formed {encoding} {algorithm} signature"
+        )
+    signed = body
+    if timestamp_header:
+        stamp = h.get(timestamp_header.lower())
+        if not stamp:
+            raise SignatureError("SIGNATURE_MISSING", f"{timestamp_header} is required")
+        try:
+            age = time.time() - int(stamp.strip())
+        except ValueError:
+            raise SignatureError("SIGNATURE_INVALID", f"{timestamp_header} is not an integer") from None
+        if abs(age) > tolerance:
+            raise SignatureError(
+                "SIGNATURE_EXPIRED", f"{timestamp_header} is outside the {tolerance}s window"
+            )
+        signed = stamp.strip().encode() + separator.encode() + body
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), signed, ALGORITHMS[algorithm]).digest()
+        if any(hmac.compare_digest(expected, candidate) for candidate in given):
+            return (h.get(event_id_header.lower()) or "")[:128] if event_id_header else ""
+    raise SignatureError("SIGNATURE_INVALID", f"{header} does not match the body")
+
+
+def sign_hmac(
+    body: bytes,
+    secret: str,
+    *,
+    algorithm: str = "sha256",
+    encoding: str = "hex",
+    prefix: str = "",
+    timestamp: int | None = None,
+    separator: str = ".",
+) -> str:
+    """The signature header value a generic HMAC sender would send (tests, our own senders)."""
+    signed = body if timestamp is None else f"{timestamp}{separator}".encode() + body
+    digest = hmac.new(secret.encode(), signed, ALGORITHMS[algorithm]).digest()
+    return prefix + (digest.hex() if encoding == "hex" else base64.b64encode(digest).decode())

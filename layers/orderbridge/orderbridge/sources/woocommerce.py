@@ -1,0 +1,220 @@
+"""WooCommerce: `X-WC-Webhook-Signature` (base64 HMAC-SHA256 of the raw body with the webhook's
+secret), `X-WC-Webhook-Topic` (`order.created`), `X-WC-Webhook-Source` (the site's URL), the
+REST API v3 order object as the body. Saving or activating a webhook sends a ping: an unsigned
+urlencoded POST whose body is `webhook_id=<n>`, which must be answered 2xx or WooCommerce
+refuses to save the webhook.
+
+Amounts: a WooCommerce line's `subtotal` is before its coupons and `total` after, both without
+tax (whatever `prices_include_tax` says; the tax is in `total_tax`), so the canonical order takes
+prices without tax and the stated `total_tax` on top.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools import Logger
+from pydantic import Field
+
+from orderbridge.exceptions import IntakeRejectedError
+from orderbridge.models import money
+from orderbridge.sources.base import Source, SourceSettings, Topic, header
+
+logger = Logger(child=True)
+
+SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+DEFAULT_TOPICS = ["order.created"]
+_PING = re.compile(rb"^webhook_id=[0-9]{1,20}$")
+# WooCommerce Blocks' checkout keeps an unfinished checkout as an order in this status.
+DRAFT_STATUSES = ("checkout-draft",)
+
+
+class WooCommerceSettings(SourceSettings):
+    scheme: Literal["woocommerce"]
+    payload: Literal["woocommerce"] = "woocommerce"
+    topics: list[Topic] = Field(
+        default_factory=lambda: list(DEFAULT_TOPICS),
+        description="The `X-WC-Webhook-Topic` values that mean a new order; others are answered 200 ignored.",
+    )
+
+
+def shop_of(site_url: str | None) -> str | None:
+    """`https://Shop.Example.com/store/` -> `shop.example.com:store` (a shop name)."""
+    if not site_url:
+        return None
+    parts = urlsplit(site_url.strip())
+    host = (parts.hostname or "").lower()
+    if not host:
+        return None
+    path = ":".join(p for p in parts.path.lower().split("/") if p)
+    name = re.sub(r"[^a-z0-9_.:-]", "-", f"{host}:{path}" if path else host)
+    return name[:64]
+
+
+def _address(a: Any) -> dict[str, Any] | None:
+    from orderbridge.intake.mapping import _clean, _str
+
+    if not isinstance(a, Mapping) or not (a.get("address_1") or a.get("city")):
+        return None
+    return _clean(
+        {
+            "first_name": _str(a.get("first_name")),
+            "last_name": _str(a.get("last_name")),
+            "company": _str(a.get("company")),
+            "address1": _str(a.get("address_1")),
+            "address2": _str(a.get("address_2")),
+            "city": _str(a.get("city")),
+            "province": _str(a.get("state")),
+            "zip": _str(a.get("postcode")),
+            "country": _str(a.get("country")),
+            "phone": _str(a.get("phone")),
+        }
+    )
+
+
+def _places(currency: str | None) -> int:
+    try:
+        return money.minor_units(currency or "USD")
+    except money.UnknownCurrencyError:
+        return 2
+
+
+def _line(item: Mapping[str, Any], places: int) -> dict[str, Any]:
+    from orderbridge.intake.mapping import _amount, _clean, _str
+
+    quantity = item.get("quantity")
+    subtotal, total = _amount(item.get("subtotal")), _amount(item.get("total"))
+    unit_price = None
+    if subtotal is not None and isinstance(quantity, int) and not isinstance(quantity, bool) and quantity > 0:
+        each = subtotal / quantity
+        if each == round(each, places):  # a price the currency can state; else left unpriced
+            unit_price = round(each, places)
+    discount = subtotal - total if subtotal is not None and total is not None and subtotal > total else None
+    options = {
+        str(_str(m.get("display_key")) or _str(m.get("key")))[:255]: str(
+            _str(m.get("display_value")) or _str(m.get("value"))
+        )
+        for m in item.get("meta_data") or []
+        if isinstance(m, dict)
+        and not str(m.get("key") or "").startswith("_")
+        and (_str(m.get("display_key")) or _str(m.get("key")))
+        and (_str(m.get("display_value")) or _str(m.get("value")))
+    }
+    return _clean(
+        {
+            "sku": _str(item.get("sku")),
+            "name": _str(item.get("name")),
+            "quantity": quantity,
+            "unit_price": unit_price,
+            "discount": discount,
+            "tax": _amount(item.get("total_tax")) or None,
+            "options": options,
+        }
+    )
+
+
+def from_woocommerce(payload: Any) -> dict[str, Any]:
+    """A WooCommerce REST API v3 order object (the `order.created` webhook body), money exact."""
+    from orderbridge.intake.mapping import _amount, _clean, _str
+
+    if not isinstance(payload, dict):
+        raise IntakeRejectedError(400, "MALFORMED_BODY", "a WooCommerce order payload is a JSON object")
+    currency = _str(payload.get("currency"))
+    places = _places(currency)
+    billing = payload.get("billing") if isinstance(payload.get("billing"), dict) else {}
+    lines = [_line(i, places) for i in payload.get("line_items") or [] if isinstance(i, dict)]
+    codes = [_str(c.get("code")) for c in payload.get("coupon_lines") or [] if isinstance(c, dict)]
+    placed = _str(payload.get("date_created_gmt"))
+    buyer = _clean(
+        {
+            "email": _str(billing.get("email")),
+            "first_name": _str(billing.get("first_name")),
+            "last_name": _str(billing.get("last_name")),
+            "phone": _str(billing.get("phone")),
+            "ip_address": _str(payload.get("customer_ip_address")),
+            "user_agent": (_str(payload.get("customer_user_agent")) or "")[:512] or None,
+        }
+    )
+    shipping_lines = [s for s in payload.get("shipping_lines") or [] if isinstance(s, dict)]
+    return _clean(
+        {
+            "external_order_id": _str(payload.get("id")),
+            "currency": currency,
+            "billing_address": _address(billing),
+            "shipping_address": _address(payload.get("shipping")),
+            "coupon": next((c for c in codes if c), None),
+            "notes": _str(payload.get("customer_note")),
+            "payment_method": _str(payload.get("payment_method_title"))
+            or _str(payload.get("payment_method")),
+            "shipping_total": _amount(payload.get("shipping_total")) if shipping_lines else None,
+            "shipping_tax": _amount(payload.get("shipping_tax")) or None,
+            "total_tax": _amount(payload.get("total_tax")),
+            "total": _amount(payload.get("total")),
+            "placed_at": f"{placed}+00:00" if placed and len(placed) == 19 else placed,
+            "metadata": _clean({"woocommerce_number": _str(payload.get("number"))}),
+        }
+    ) | {"buyer": buyer, "lines": lines, "taxes_included": False, "order_discount": Decimal(0)}
+
+
+def woocommerce_order(
+    headers: Mapping[str, str], payload: Any, topics: Sequence[str]
+) -> dict[str, Any] | None:
+    topic = header(headers, "x-wc-webhook-topic")
+    if topic not in topics:
+        logger.info("webhook topic ignored", extra={"topic": topic})
+        return None
+    if isinstance(payload, dict) and payload.get("status") in DRAFT_STATUSES:
+        logger.info("draft checkout ignored", extra={"topic": topic})
+        return None
+    return from_woocommerce(payload)
+
+
+def skip_reason(payload: Any) -> tuple[str, str] | None:
+    if isinstance(payload, dict) and payload.get("status") in ("cancelled", "failed", "trash"):
+        return ("CANCELLED", f"the order's status is {payload['status']}")
+    return None
+
+
+class WooCommerceSource(Source):
+    scheme = "woocommerce"
+    settings_model = WooCommerceSettings
+
+    def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
+        return _PING.match(body.strip()) is not None
+
+    def verify(
+        self, body: bytes, headers: Mapping[str, str], secrets: Sequence[str], *, tolerance: int
+    ) -> str:
+        from orderbridge.intake import signatures
+
+        return signatures.verify_hmac(
+            body,
+            headers,
+            secrets,
+            header=SIGNATURE_HEADER,
+            algorithm="sha256",
+            encoding="base64",
+            event_id_header="X-WC-Webhook-Delivery-ID",
+        )
+
+    def order(self, headers: Mapping[str, str], payload: Any) -> dict[str, Any] | None:
+        return woocommerce_order(headers, payload, self.settings.topics)
+
+    def skip_reason(self, payload: Any) -> tuple[str, str] | None:
+        return skip_reason(payload)
+
+    def shop(self, headers: Mapping[str, str], source: str) -> str:
+        """The configured `shop`, else the site in `X-WC-Webhook-Source`, else the source's name.
+
+        The header is not signed: configure `shop` so that a copy of a delivery with that header
+        changed cannot name a second order.
+        """
+        configured = self.settings.shop
+        site = shop_of(header(headers, "x-wc-webhook-source"))
+        if configured:
+            return configured
+        return site or source

@@ -1,0 +1,483 @@
+"""Webhook source presets (orderbridge.sources): WooCommerce, the generic HMAC scheme, Standard
+Webhooks' fixes and the per-scheme configuration, through the intake service with in-memory fakes
+(no network): signed over raw bytes, non-ASCII included; tampered, expired, replayed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from orderbridge.exceptions import ConfigurationError, IntakeRejectedError, SignatureError
+from orderbridge.identity import OrderIdentity, TrackingIds
+from orderbridge.intake.service import IntakeService
+from orderbridge.intake.signatures import (
+    SecretFormatError,
+    sign_hmac,
+    sign_standard,
+    verify_hmac,
+    verify_standard,
+)
+from orderbridge.models.config import OrderbridgeConfig
+from orderbridge.models.order import CanonicalOrder
+from orderbridge.sources import SOURCES
+from orderbridge.sources.woocommerce import from_woocommerce, shop_of
+
+WC_SECRET = "wc-secret-ünïcode"  # WooCommerce signs with the secret's UTF-8 bytes
+STD_SECRET = "whsec_" + base64.b64encode(b"standard-secret").decode()
+
+# WooCommerce REST API v3 order object, as its `order.created` webhook sends it (documented
+# example, with a buyer whose name and address are not ASCII).
+WC_ORDER: dict[str, Any] = {
+    "id": 727,
+    "parent_id": 0,
+    "number": "727",
+    "order_key": "wc_order_58d2d042d1d",
+    "created_via": "checkout",
+    "version": "8.5.0",
+    "status": "processing",
+    "currency": "EUR",
+    "date_created": "2017-03-22T16:28:02",
+    "date_created_gmt": "2017-03-22T19:28:02",
+    "discount_total": "2.00",
+    "discount_tax": "0.00",
+    "shipping_total": "10.00",
+    "shipping_tax": "0.00",
+    "cart_tax": "1.35",
+    "total": "27.35",
+    "total_tax": "1.35",
+    "prices_include_tax": False,
+    "customer_id": 0,
+    "customer_ip_address": "203.0.113.7",
+    "customer_user_agent": "Mozilla/5.0",
+    "customer_note": "Bitte klingeln, zweimal: Türcode 4711",
+    "billing": {
+        "first_name": "Zoë",
+        "last_name": "Ångström",
+        "company": "",
+        "address_1": "Domplatz 1",
+        "address_2": "",
+        "city": "Köln",
+        "state": "NW",
+        "postcode": "50667",
+        "country": "DE",
+        "email": "zoe@example.com",
+        "phone": "+49 221 000000",
+    },
+    "shipping": {
+        "first_name": "Zoë",
+        "last_name": "Ångström",
+        "company": "",
+        "address_1": "Domplatz 1",
+        "address_2": "",
+        "city": "Köln",
+        "state": "NW",
+        "postcode": "50667",
+        "country": "DE",
+    },
+    "payment_method": "bacs",
+    "payment_method_title": "Direct Bank Transfer",
+    "transaction_id": "",
+    "meta_data": [],
+    "line_items": [
+        {
+            "id": 315,
+            "name": "Woo Single #1",
+            "product_id": 93,
+            "variation_id": 0,
+            "quantity": 2,
+            "tax_class": "",
+            "subtotal": "6.00",
+            "subtotal_tax": "0.45",
+            "total": "4.00",
+            "total_tax": "0.45",
+            "taxes": [{"id": 75, "total": "0.45", "subtotal": "0.45"}],
+            "meta_data": [],
+            "sku": "WOO-1",
+            "price": 2,
+        },
+        {
+            "id": 316,
+            "name": "Ship Your Idea, Color: Black, Size: M",
+            "product_id": 22,
+            "variation_id": 23,
+            "quantity": 1,
+            "tax_class": "",
+            "subtotal": "12.00",
+            "subtotal_tax": "0.90",
+            "total": "12.00",
+            "total_tax": "0.90",
+            "taxes": [{"id": 75, "total": "0.90", "subtotal": "0.90"}],
+            "meta_data": [
+                {
+                    "id": 2095,
+                    "key": "pa_color",
+                    "value": "black",
+                    "display_key": "Color",
+                    "display_value": "Black",
+                },
+                {"id": 2096, "key": "_reduced_stock", "value": "1"},
+            ],
+            "sku": "IDEA-BLK-M",
+            "price": 12,
+        },
+    ],
+    "tax_lines": [{"id": 318, "rate_code": "DE-MWST-1", "tax_total": "1.35", "shipping_tax_total": "0.00"}],
+    "shipping_lines": [{"id": 317, "method_title": "Flat Rate", "method_id": "flat_rate", "total": "10.00"}],
+    "fee_lines": [],
+    "coupon_lines": [{"id": 319, "code": "sommer", "discount": "2.00", "discount_tax": "0.00"}],
+    "refunds": [],
+}
+
+
+def _wc_body(order: dict[str, Any] | None = None) -> bytes:
+    return json.dumps(order or WC_ORDER, ensure_ascii=False).encode("utf-8")
+
+
+def _wc_headers(body: bytes, secret: str = WC_SECRET, topic: str = "order.created") -> dict[str, str]:
+    sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return {
+        "Content-Type": "application/json",
+        "X-WC-Webhook-Source": "https://Shop.Example.com/",
+        "X-WC-Webhook-Topic": topic,
+        "X-WC-Webhook-Resource": "order",
+        "X-WC-Webhook-Event": "created",
+        "X-WC-Webhook-Signature": sig,
+        "X-WC-Webhook-ID": "12",
+        "X-WC-Webhook-Delivery-ID": "9f3e",
+    }
+
+
+# --- in-memory fakes ----------------------------------------------------------------------------
+
+
+class _Outcomes:
+    def __init__(self) -> None:
+        self.records: dict[str, list[Any]] = {}
+        self.log: list[tuple[str, dict[str, Any]]] = []
+
+    def get(self, tracking_id: str) -> list[Any]:
+        return self.records.get(tracking_id, [])
+
+    def record_received(self, **kw: Any) -> bool:
+        from types import SimpleNamespace
+
+        if kw["tracking_id"] in self.records:
+            return False
+        self.records[kw["tracking_id"]] = [
+            SimpleNamespace(source=kw["source"], content_digests=kw["content_digests"], status=None)
+        ]
+        self.log.append(("received", kw))
+        return True
+
+    def record_rejected(self, **kw: Any) -> None:
+        self.log.append(("rejected", kw))
+
+    def record_skipped(self, **kw: Any) -> None:
+        self.log.append(("skipped", kw))
+
+    def add_note(self, **kw: Any) -> None:
+        self.log.append(("note", kw))
+
+
+class _Sqs:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send_message(self, **kw: Any) -> None:
+        self.sent.append(kw["MessageBody"])
+
+
+class _Credentials:
+    def __init__(self, secrets: dict[str, list[str]]) -> None:
+        self.secrets = secrets
+
+    def get(self, secret_id: str, refresh: bool = False) -> dict[str, Any]:
+        return {"secrets": self.secrets[secret_id]}
+
+
+class _Config:
+    def __init__(self, config: OrderbridgeConfig) -> None:
+        self.config = config
+
+    def load(self) -> OrderbridgeConfig:
+        return self.config
+
+
+def _config(webhooks: dict[str, Any]) -> OrderbridgeConfig:
+    return OrderbridgeConfig.model_validate(
+        {
+            "destinations": {
+                "bc": {"provider": "bigcommerce", "secret_id": "orderbridge/providers/bc", "settings": {}}
+            },
+            "routes": {"default": {"destinations": [{"destination": "bc"}]}},
+            "webhooks": webhooks,
+        }
+    )
+
+
+def _service(webhooks: dict[str, Any], secrets: dict[str, list[str]], **kw: Any) -> IntakeService:
+    return IntakeService(
+        config=_Config(_config(webhooks)),  # type: ignore[arg-type]
+        outcomes=_Outcomes(),  # type: ignore[arg-type]
+        credentials=_Credentials(secrets),  # type: ignore[arg-type]
+        sqs_client=_Sqs(),
+        queue_url="q",
+        tracking_ids=TrackingIds(key=lambda: b"test-key"),
+        **kw,
+    )
+
+
+WOO = {"woo": {"scheme": "woocommerce", "route": "default", "secret_id": "orderbridge/webhooks/woo"}}
+
+
+@pytest.fixture(autouse=True)
+def _bigcommerce_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The destination is incidental here: accept any settings it has."""
+    from orderbridge.providers import registry
+
+    real = registry.provider_models
+    monkeypatch.setattr(registry, "provider_models", lambda name: (None, None) if real(name) else None)
+
+
+# --- WooCommerce --------------------------------------------------------------------------------
+
+
+def test_woocommerce_payload_maps_to_a_canonical_order_money_exact():
+    order = CanonicalOrder.model_validate(from_woocommerce(json.loads(_wc_body())))
+    assert order.external_order_id == "727"
+    assert order.currency == "EUR"
+    assert order.buyer.first_name == "Zoë" and order.billing_address.city == "Köln"
+    assert [(line.sku, line.quantity, str(line.unit_price), str(line.discount)) for line in order.lines] == [
+        ("WOO-1", 2, "3.00", "2.00"),
+        ("IDEA-BLK-M", 1, "12.00", "0"),
+    ]
+    assert order.lines[1].options == {"Color": "Black"}  # hidden `_` meta left out
+    assert order.coupon == "sommer" and order.payment_method == "Direct Bank Transfer"
+    assert str(order.computed_total()) == "27.35" == str(order.total)
+    assert order.metadata == {"woocommerce_number": "727"}
+
+
+def test_woocommerce_order_accepted_once_replay_is_a_duplicate_and_the_shop_is_the_site():
+    service = _service(WOO, {"orderbridge/webhooks/woo": [WC_SECRET]})
+    body = _wc_body()
+    first = service.receive_webhook(source="woo", headers=_wc_headers(body), body=body)
+    again = service.receive_webhook(source="woo", headers=_wc_headers(body), body=body)
+    assert first is not None and again is not None
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert first.tracking_id == again.tracking_id
+    expected = service.ids.tracking_id(
+        OrderIdentity.of(shop="shop.example.com", source="woo", external_order_id="727")
+    )
+    assert first.tracking_id == expected
+    assert len(service.sqs.sent) == 1
+    assert json.loads(service.sqs.sent[0])["shop"] == "shop.example.com"
+
+
+def test_woocommerce_configured_shop_wins_over_the_unsigned_source_header():
+    hooks = {"woo": WOO["woo"] | {"shop": "my-shop"}}
+    service = _service(hooks, {"orderbridge/webhooks/woo": [WC_SECRET]})
+    body = _wc_body()
+    accepted = service.receive_webhook(source="woo", headers=_wc_headers(body), body=body)
+    assert accepted is not None
+    assert accepted.tracking_id == service.ids.tracking_id(
+        OrderIdentity.of(shop="my-shop", source="woo", external_order_id="727")
+    )
+
+
+def test_woocommerce_tampered_and_wrong_secret_are_refused():
+    service = _service(WOO, {"orderbridge/webhooks/woo": [WC_SECRET]})
+    body = _wc_body()
+    headers = _wc_headers(body)
+    tampered = body.replace("Köln".encode(), b"Koln")
+    for sent, h in ((tampered, headers), (body, _wc_headers(body, secret="other"))):
+        with pytest.raises(IntakeRejectedError) as err:
+            service.receive_webhook(source="woo", headers=h, body=sent)
+        assert (err.value.status, err.value.code) == (401, "SIGNATURE_INVALID")
+    headers.pop("X-WC-Webhook-Signature")
+    with pytest.raises(IntakeRejectedError) as err:
+        service.receive_webhook(source="woo", headers=headers, body=body)
+    assert err.value.code == "SIGNATURE_MISSING"
+    assert not service.sqs.sent
+
+
+def test_woocommerce_activation_ping_is_answered_and_creates_nothing():
+    service = _service(WOO, {"orderbridge/webhooks/woo": [WC_SECRET]})
+    ping = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "WooCommerce/8.5.0 Hookshot"}
+    assert service.receive_webhook(source="woo", headers=ping, body=b"webhook_id=12") is None
+    assert not service.sqs.sent and not service.outcomes.log
+    # anything else unsigned is still refused
+    with pytest.raises(IntakeRejectedError):
+        service.receive_webhook(source="woo", headers=ping, body=b"webhook_id=12&x=1")
+
+
+def test_woocommerce_other_topics_and_draft_checkouts_are_ignored():
+    service = _service(WOO, {"orderbridge/webhooks/woo": [WC_SECRET]})
+    body = _wc_body()
+    assert (
+        service.receive_webhook(source="woo", headers=_wc_headers(body, topic="order.updated"), body=body)
+        is None
+    )
+    draft = _wc_body(WC_ORDER | {"status": "checkout-draft"})
+    assert service.receive_webhook(source="woo", headers=_wc_headers(draft), body=draft) is None
+    assert not service.sqs.sent
+
+
+def test_woocommerce_signed_content_it_cannot_take_is_recorded_not_refused():
+    service = _service(WOO, {"orderbridge/webhooks/woo": [WC_SECRET]})
+    body = _wc_body(WC_ORDER | {"line_items": []})
+    accepted = service.receive_webhook(source="woo", headers=_wc_headers(body), body=body)
+    assert accepted is not None and accepted.status == "FAILED"
+    cancelled = _wc_body(WC_ORDER | {"status": "cancelled", "id": 728})
+    accepted = service.receive_webhook(source="woo", headers=_wc_headers(cancelled), body=cancelled)
+    assert accepted is not None and accepted.status == "SKIPPED"
+    assert not service.sqs.sent
+
+
+def test_shop_of_site_urls():
+    assert shop_of("https://Shop.Example.com/") == "shop.example.com"
+    assert shop_of("https://example.com/store/") == "example.com:store"
+    assert shop_of("") is None and shop_of("not a url") is None
+
+
+# --- generic HMAC -------------------------------------------------------------------------------
+
+BODY = '{"type":"order.created","data":{"note":"naïve café"}}'.encode()
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+@pytest.mark.parametrize("encoding", ["hex", "base64"])
+@pytest.mark.parametrize("prefix", ["", "sha256="])
+def test_generic_hmac_each_option(algorithm, encoding, prefix):
+    sig = sign_hmac(BODY, "s3cret", algorithm=algorithm, encoding=encoding, prefix=prefix)
+    kw = {"header": "X-Sig", "algorithm": algorithm, "encoding": encoding, "prefix": prefix}
+    assert verify_hmac(BODY, {"x-sig": sig}, ["old", "s3cret"], **kw) == ""
+    with pytest.raises(SignatureError) as err:
+        verify_hmac(BODY + b" ", {"X-Sig": sig}, ["s3cret"], **kw)
+    assert err.value.code == "SIGNATURE_INVALID"
+    # a malformed entry before the good one is skipped
+    assert verify_hmac(BODY, {"X-Sig": f"{prefix}!!notasig, {sig}"}, ["s3cret"], **kw) == ""
+
+
+def test_generic_hmac_timestamp_tolerance_and_event_id():
+    now = int(time.time())
+    kw = {"header": "X-Sig", "timestamp_header": "X-Ts", "tolerance": 600, "event_id_header": "X-Id"}
+    headers = {"X-Sig": sign_hmac(BODY, "k", timestamp=now - 400), "X-Ts": str(now - 400), "X-Id": "ev-1"}
+    assert verify_hmac(BODY, headers, ["k"], **kw) == "ev-1"  # inside 600 s
+    with pytest.raises(SignatureError) as err:
+        verify_hmac(BODY, headers, ["k"], **kw | {"tolerance": 300})
+    assert err.value.code == "SIGNATURE_EXPIRED"
+    moved = headers | {"X-Ts": str(now)}  # a fresh timestamp on an old signature
+    with pytest.raises(SignatureError) as err:
+        verify_hmac(BODY, moved, ["k"], **kw)
+    assert err.value.code == "SIGNATURE_INVALID"
+    with pytest.raises(SignatureError) as err:
+        verify_hmac(BODY, {"X-Sig": headers["X-Sig"]}, ["k"], **kw)
+    assert err.value.code == "SIGNATURE_MISSING"
+
+
+def test_generic_hmac_source_through_the_service_replay_is_a_duplicate():
+    hooks = {
+        "gh": {
+            "scheme": "hmac",
+            "route": "default",
+            "secret_id": "orderbridge/webhooks/gh",
+            "signature_header": "X-Hub-Signature-256",
+            "prefix": "sha256=",
+            "timestamp_header": "X-Timestamp",
+        }
+    }
+    service = _service(hooks, {"orderbridge/webhooks/gh": ["k"]}, webhook_tolerance=600)
+    order = {
+        "external_order_id": "G-1",
+        "buyer": {"email": "ana@example.com", "first_name": "Ana"},
+        "lines": [{"sku": "MUG", "quantity": 1}],
+    }
+    body = json.dumps({"type": "order.created", "data": order}, ensure_ascii=False).encode()
+    stamp = int(time.time()) - 450
+    headers = {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": sign_hmac(body, "k", prefix="sha256=", timestamp=stamp),
+        "X-Timestamp": str(stamp),
+    }
+    first = service.receive_webhook(source="gh", headers=headers, body=body)
+    again = service.receive_webhook(source="gh", headers=headers, body=body)
+    assert first is not None and again is not None and again.duplicate and not first.duplicate
+
+
+# --- Standard Webhooks --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("junk", ["garbage", "v1,!!!notbase64", "v1", "v2,AAAA", ""])
+def test_standard_skips_malformed_entries_before_the_valid_one(junk):
+    h = sign_standard(BODY, STD_SECRET, msg_id="msg_1")
+    h["webhook-signature"] = f"{junk}  {h['webhook-signature']}"  # doubled space too
+    assert verify_standard(BODY, h, [STD_SECRET], tolerance=300) == "msg_1"
+
+
+def test_standard_honours_the_configured_tolerance_both_ways():
+    h = sign_standard(BODY, STD_SECRET, msg_id="m", timestamp=int(time.time()) - 450)
+    assert verify_standard(BODY, h, [STD_SECRET], tolerance=600) == "m"
+    with pytest.raises(SignatureError) as err:
+        verify_standard(BODY, h, [STD_SECRET], tolerance=300)
+    assert err.value.code == "SIGNATURE_EXPIRED"
+
+
+def test_standard_matches_the_reference_library():
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    at = datetime.now(UTC)
+    headers = {
+        "webhook-id": "msg_x",
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(STD_SECRET).sign("msg_x", at, BODY.decode()),
+    }
+    assert verify_standard(BODY, headers, [STD_SECRET], tolerance=300) == "msg_x"
+
+
+def test_standard_undecodable_secret_is_our_configuration_error(caplog):
+    pasted = "v1," + STD_SECRET
+    with pytest.raises(SecretFormatError):
+        verify_standard(BODY, sign_standard(BODY, STD_SECRET, msg_id="m"), [pasted], tolerance=300)
+    hooks = {"p": {"scheme": "standard", "route": "default", "secret_id": "orderbridge/webhooks/p"}}
+    service = _service(hooks, {"orderbridge/webhooks/p": [pasted]})
+    headers = {"Content-Type": "application/json"} | sign_standard(BODY, STD_SECRET, msg_id="m")
+    with caplog.at_level(logging.ERROR), pytest.raises(ConfigurationError) as err:
+        service.receive_webhook(source="p", headers=headers, body=BODY)
+    assert "orderbridge/webhooks/p" in str(err.value)
+    assert pasted not in str(err.value)
+
+
+# --- configuration: only the settings a scheme reads --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hook", "needle"),
+    [
+        ({"scheme": "shopify", "signature_header": "X-Sig"}, "shopify.signature_header"),
+        ({"scheme": "woocommerce", "payload": "shopify"}, "woocommerce.payload"),
+        ({"scheme": "standard", "topics": ["orders/create"]}, "topics applies only"),
+        ({"scheme": "hmac"}, "hmac.signature_header"),
+        ({"scheme": "hmac", "signature_header": "X-Sig", "algorithm": "md5"}, "hmac.algorithm"),
+        ({"scheme": "standard", "prefix": "sha256="}, "standard.prefix"),
+        ({"scheme": "nope"}, "does not match any of the expected tags"),
+    ],
+)
+def test_configuration_refuses_settings_of_another_scheme(hook, needle):
+    with pytest.raises(ValidationError) as err:
+        _config({"s": {"route": "default", "secret_id": "orderbridge/webhooks/s"} | hook})
+    assert needle in str(err.value)
+
+
+def test_every_registered_source_has_a_settings_model_tagged_with_its_scheme():
+    for scheme, cls in SOURCES.items():
+        assert cls.settings_model.model_fields["scheme"].annotation.__args__ == (scheme,)
