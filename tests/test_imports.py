@@ -680,6 +680,8 @@ def test_json_lines_files_with_dotted_paths_and_line_arrays(harness, configure):
         "sku": "MUG-001",
         "quantity": 2,
         "options": {"colour": "blue"},
+        "discount": "0",  # the canonical money model: a line's discount and tax default to zero
+        "tax": "0",
     }
     assert (
         events[f"{nested}-1"]["metadata"] == {"channel": "web"} and events[f"{nested}-1"]["currency"] == "GBP"

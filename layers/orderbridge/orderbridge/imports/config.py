@@ -147,6 +147,40 @@ class FeedPaging(_Config):
     overlap_seconds: int = Field(
         default=0, ge=0, description="Ask for orders updated this long before the checkpoint (clock skew)."
     )
+    style: Literal["cursor", "link", "page", "since"] | None = Field(
+        default=None,
+        description="How pages follow each other: `cursor` (in the body, at next_cursor), `link` (an HTTP "
+        '`Link: <url>; rel="next"` header, Shopify), `page` (page numbers, with a total-pages header, '
+        "WooCommerce), `since` (updated_since moves forward; ascending feeds only; with `page_param` "
+        "orders sharing one time are paged through). Default: cursor, or since when next_cursor is null.",
+    )
+    page_param: str | None = Field(default=None, description="Query parameter of the page number (`page`).")
+    total_pages_header: str | None = Field(
+        default=None, description="Response header with the number of pages (`X-WP-TotalPages`)."
+    )
+    sort: Literal["asc", "desc"] = Field(
+        default="asc", description="The feed's order by update time: oldest first (asc) or newest first."
+    )
+    since_exclusive: bool = Field(
+        default=False,
+        description="The feed's since parameter excludes its own second (WooCommerce `modified_after`): "
+        "the importer then asks for one second earlier, and the boundary orders come again as known.",
+    )
+    params: dict[str, str] = Field(
+        default_factory=dict, description="Constant query parameters (a sort order, `status=any`)."
+    )
+
+    @model_validator(mode="after")
+    def _style(self) -> FeedPaging:
+        if self.style is None:
+            self.style = "cursor" if self.next_cursor else "since"
+        if self.style == "cursor" and not self.next_cursor:
+            raise ValueError("paging style cursor needs next_cursor")
+        if self.style == "page" and not self.page_param:
+            raise ValueError("paging style page needs page_param")
+        if self.style == "since" and self.sort != "asc":
+            raise ValueError("paging style since needs a feed sorted oldest first (sort asc)")
+        return self
 
 
 class FeedSource(_Config):

@@ -9,9 +9,11 @@ never appear in errors or logs.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -32,7 +34,28 @@ class FeedError(Exception):
 @dataclass(frozen=True)
 class FeedPage:
     items: list[Any]
-    next_cursor: str | None
+    next_cursor: str | None  # style cursor: the body's cursor; style link: the next page's URL
+    total_pages: int | None = None  # from paging.total_pages_header
+
+
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+
+
+def next_link(header: str | None, base: str) -> str | None:
+    """The `rel="next"` target of an HTTP Link header (RFC 8288), absolute, or None."""
+    if not header:
+        return None
+    for match in _LINK.finditer(header):
+        params = match.group(2)
+        rels = re.findall(r'rel\s*=\s*"?([^";]+)"?', params)
+        if any("next" in r.split() for r in rels):
+            return urljoin(base, match.group(1).strip())
+    return None
+
+
+def same_origin(url: str, base: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -65,15 +88,33 @@ class FeedClient:
         self.session = session or requests.Session()
         self.user_agent = user_agent or "orderbridge-importer"
 
-    def page(self, source: FeedSource, *, since: str | None, cursor: str | None) -> FeedPage:
+    def page(
+        self,
+        source: FeedSource,
+        *,
+        since: str | None,
+        cursor: str | None,
+        page: int | None = None,
+    ) -> FeedPage:
+        """One page. `cursor` is the body cursor (style cursor) or the next page's URL (style link:
+        followed as given, on the configured host only); `page` the page number (styles page, since)."""
         paging = source.paging
-        params: dict[str, str] = {}
-        if since:
-            params[paging.since_param] = since
-        if cursor:
-            params[paging.cursor_param] = cursor
-        if paging.page_size_param:
-            params[paging.page_size_param] = str(paging.page_size)
+        url = str(source.url)
+        params: dict[str, str] | None = dict(paging.params)
+        if paging.style == "link" and cursor:
+            if not same_origin(cursor, url):
+                raise FeedError("the feed's next link points to another host; not followed")
+            # the link carries the query: Shopify refuses filters beside page_info
+            url, params = cursor, None
+        else:
+            if since:
+                params[paging.since_param] = since
+            if cursor:
+                params[paging.cursor_param] = cursor
+            if paging.page_size_param:
+                params[paging.page_size_param] = str(paging.page_size)
+            if page is not None and paging.page_param:
+                params[paging.page_param] = str(page)
         response = None
         for refresh in (False, True):
             headers = {
@@ -83,7 +124,7 @@ class FeedClient:
             }
             try:
                 response = self.session.get(
-                    str(source.url), params=params, headers=headers, timeout=source.timeout_seconds
+                    url, params=params, headers=headers, timeout=source.timeout_seconds
                 )
             except requests.RequestException as exc:
                 raise FeedError(f"feed unreachable: {type(exc).__name__}") from None
@@ -104,10 +145,20 @@ class FeedClient:
         if not isinstance(items, list):
             raise FeedError(f"feed page has no array at {paging.items!r}")
         next_cursor = None
-        if paging.next_cursor and isinstance(body, dict):
+        if paging.style == "cursor" and paging.next_cursor and isinstance(body, dict):
             found = lookup(body, paging.next_cursor, dotted=True)
             next_cursor = str(found) if found not in (None, "") else None
-        return FeedPage(items=items, next_cursor=next_cursor)
+        elif paging.style == "link":
+            next_cursor = next_link(response.headers.get("Link"), url)
+        total_pages = None
+        if paging.total_pages_header:
+            raw = response.headers.get(paging.total_pages_header)
+            if raw is not None:
+                try:
+                    total_pages = int(raw.strip())
+                except ValueError:
+                    raise FeedError(f"feed header {paging.total_pages_header} is not a number") from None
+        return FeedPage(items=items, next_cursor=next_cursor, total_pages=total_pages)
 
     def _auth(self, source: FeedSource, refresh: bool) -> dict[str, str]:
         auth = source.auth

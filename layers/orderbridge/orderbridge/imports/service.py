@@ -601,32 +601,57 @@ class ImportService:
     # --- feeds ------------------------------------------------------------------------------------
 
     def _feed(self, run: _Run) -> None:
+        """Walk the feed from its checkpoint, one commit per page.
+
+        A *pass* asks for everything updated since the watermark and walks its pages by position
+        (body cursor, `Link` rel="next", or page numbers), so orders sharing one update time are all
+        read however the pages split them; only when the pass ends does the watermark move, to the
+        latest update time among the orders read (inclusive: the boundary orders come again and are
+        skipped as known). Style `since` (ascending feeds) moves the watermark page by page instead,
+        and pages through orders that share one time with `page_param`. A feed that cannot move on
+        (the same cursor or page again, a full page stuck at one time and no way to page) fails the
+        run: it never reports COMPLETED with orders left unread."""
         source = run.source
         assert isinstance(source, FeedSource)
         paging = source.paging
+        style = paging.style
         state = dict(run.state.get("feed") or {})
         cursor: str | None = state.get("cursor")
         since: str | None = state.get("since") or source.start_since
         pass_max: str | None = state.get("pass_max")
         page_no = int(state.get("page") or 0)
+        next_page = int(state.get("next_page") or 1)
+        numbered = style == "page" or (style == "since" and paging.page_param is not None)
+        back = paging.overlap_seconds + (1 if paging.since_exclusive else 0)
         ordinal = 0
         cursor_retried = False
+        previous_ids: list[str | None] | None = None
         while True:
             if run.deadline.expired():
                 run.summary.status = RunStatus.PARTIAL
                 return
             try:
                 page = self.feed.page(
-                    source, since=with_overlap(since, paging.overlap_seconds), cursor=cursor
+                    source,
+                    since=with_overlap(since, back),
+                    cursor=cursor,
+                    page=next_page if numbered else None,
                 )
             except FeedError as exc:
                 if exc.cursor_rejected and not cursor_retried:
                     logger.warning("feed refused the stored cursor; starting again from updated_since")
-                    cursor, pass_max, page_no, cursor_retried = None, None, 0, True
+                    cursor, pass_max, page_no, next_page, cursor_retried = None, None, 0, 1, True
                     continue
                 raise
             if cursor is not None and page.next_cursor == cursor:
                 raise FeedError("the feed answered with the cursor it was given: it would never end")
+            ids = [run.builder.order_id(i) if isinstance(i, dict) else None for i in page.items]
+            if numbered and ids and ids == previous_ids:
+                raise FeedError(
+                    f"the feed answered page {next_page} with the orders of the page before: "
+                    f"it ignores {paging.page_param!r}; orders would be left unread"
+                )
+            previous_ids = ids
             page_no += 1
             run.summary.pages_read += 1
             units: list[Unit] = []
@@ -640,26 +665,50 @@ class ImportService:
                     row = Row(line=ordinal, ref=ref, problem=problem)
                 units += group_units([(row, Position())], adjacent=False)
             flushed = self._flush(run, units, origin=f"{source.url} page {page_no}") if units else _Flushed()
-            pass_max = _latest(
-                pass_max,
-                (lookup(i, paging.updated_at, dotted=True) for i in page.items if isinstance(i, dict)),
-            )
-            if paging.next_cursor is not None:
+            times = [lookup(i, paging.updated_at, dotted=True) for i in page.items if isinstance(i, dict)]
+            page_max = _latest(None, times)
+            pass_max = _latest(pass_max, times)
+            full = len(page.items) >= paging.page_size
+            stalled: str | None = None
+            end_pass = {
+                "cursor": None,
+                "since": pass_max or since,
+                "pass_max": None,
+                "page": 0,
+                "next_page": 1,
+            }
+            if style in ("cursor", "link"):
                 done = page.next_cursor is None
                 new_state = (
-                    {"cursor": None, "since": pass_max or since, "pass_max": None, "page": 0}
+                    end_pass
                     if done
                     else {"cursor": page.next_cursor, "since": since, "pass_max": pass_max, "page": page_no}
                 )
-            else:
-                stalled = pass_max is None or pass_max == since
-                done = len(page.items) < paging.page_size or stalled
-                if stalled and len(page.items) >= paging.page_size:
-                    logger.warning(
-                        "a full feed page did not move updated_since; raise paging.page_size",
-                        extra={"source": run.source_name, "since": since},
+            elif style == "page":
+                if page.total_pages is not None:
+                    done = next_page >= page.total_pages or not page.items
+                else:
+                    done = not full
+                new_state = (
+                    end_pass
+                    if done
+                    else {"since": since, "pass_max": pass_max, "page": page_no, "next_page": next_page + 1}
+                )
+            else:  # since: the watermark moves page by page (oldest first)
+                done = not full
+                moved = _after(page_max, since)
+                if done or moved:
+                    new_state = {"since": _latest(since, times), "page": page_no, "next_page": 1}
+                elif numbered:  # a full page at one time: the next page of the same time
+                    new_state = {"since": since, "page": page_no, "next_page": next_page + 1}
+                else:
+                    new_state = {"since": since, "page": page_no, "next_page": 1}
+                    stalled = (
+                        f"a full page of {len(page.items)} orders all updated at {since}: the feed "
+                        "cannot page past them (no cursor, no page_param); orders would be left unread"
                     )
-                new_state = {"cursor": None, "since": pass_max or since, "pass_max": None, "page": 0}
+                if done:
+                    new_state |= {"page": 0}
             self.state.checkpoint(
                 run.source_name,
                 run.owner,
@@ -669,9 +718,22 @@ class ImportService:
             self._count(run, flushed)
             if run.progress is not None:
                 run.progress(ProgressEvent(f"{source.url} page {page_no}", page_no, None, run.summary))
+            if stalled:
+                raise FeedError(stalled)
             if done:
                 return
-            cursor, since = new_state["cursor"], new_state["since"]
+            cursor = new_state.get("cursor")
+            since = new_state["since"]
+            pass_max = new_state.get("pass_max")
+            if new_state.get("next_page", 1) == 1 and style == "since":
+                previous_ids = None
+            next_page = int(new_state.get("next_page") or 1)
+
+
+def _after(value: str | None, since: str | None) -> bool:
+    """`value` is a time later than `since` (or there is no usable `since`)."""
+    at, floor = parse_time(value), parse_time(since)
+    return at is not None and (floor is None or at > floor)
 
 
 def _latest(current: str | None, values: Iterable[Any]) -> str | None:
