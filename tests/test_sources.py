@@ -481,3 +481,40 @@ def test_configuration_refuses_settings_of_another_scheme(hook, needle):
 def test_every_registered_source_has_a_settings_model_tagged_with_its_scheme():
     for scheme, cls in SOURCES.items():
         assert cls.settings_model.model_fields["scheme"].annotation.__args__ == (scheme,)
+
+
+# --- queue events wrapped by SNS or EventBridge (the dispatcher) --------------------------------
+
+
+def test_sns_and_eventbridge_envelopes_are_unwrapped_or_refused_naming_the_setting(harness):
+    from orderbridge import wiring
+    from orderbridge.models.outcome import OutcomeStatus
+    from tests.test_pipeline import queue_event
+
+    body, tracking_id = queue_event()
+    sns = {
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+        "Message": body,
+    }
+    harness.send(json.dumps(sns))
+    body2, tracking_id2 = queue_event()
+    bridge = {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": "order",
+        "source": "erp",
+        "detail": json.loads(body2),
+    }
+    harness.send(json.dumps(bridge))
+    harness.send(json.dumps(sns | {"Message": "not an order"}))
+    harness.drain()
+    for tid in (tracking_id, tracking_id2):
+        [outcome] = harness.outcomes(tid)
+        assert outcome.status is OutcomeStatus.SUCCEEDED
+    rejected = wiring.outcome_store().list_by_status(OutcomeStatus.FAILED_PERMANENT)
+    assert any(
+        o.error_code == "MALFORMED_EVENT" and "raw message delivery" in (o.error_message or "")
+        for o in rejected
+    )

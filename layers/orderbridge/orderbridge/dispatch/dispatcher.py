@@ -9,6 +9,7 @@ moves the message to the dead-letter queue.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -154,10 +155,20 @@ class Dispatcher:
             self._retry_later(record, receive_count, None)
             raise DeliveryRetryableError(str(exc)) from exc
         except (ValidationError, ValueError) as exc:
-            tracking_id = f"msg_{record.message_id}"
-            self._reject(tracking_id, None, "MALFORMED_EVENT", _describe(exc))
-            self._park(record, tracking_id, "MALFORMED_EVENT")
-            return
+            wrapper, inner = _envelope(record.body)
+            event = None
+            if inner is not None:  # an SNS or EventBridge envelope around an order event: unwrap it
+                try:
+                    event = self.codec.decode(inner)
+                    logger.info("order event unwrapped", extra={"wrapper": wrapper, "id": record.message_id})
+                except (ValidationError, ValueError, PayloadError):
+                    event = None
+            if event is None:
+                tracking_id = f"msg_{record.message_id}"
+                why = _WRAPPER_HINTS.get(wrapper or "", "") or _describe(exc)
+                self._reject(tracking_id, None, "MALFORMED_EVENT", why)
+                self._park(record, tracking_id, "MALFORMED_EVENT")
+                return
         try:
             tracking_id = event.resolved_tracking_id(self.ids)
         except CredentialsError as exc:
@@ -613,6 +624,32 @@ class Dispatcher:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_WRAPPER_HINTS = {
+    "SNS": "the message is an SNS notification envelope whose Message is not an order event; "
+    "turn on raw message delivery on the SNS subscription (RawMessageDelivery: true) so the queue "
+    "receives the order event itself",
+    "EventBridge": "the message is an EventBridge event whose detail is not an order event; set the "
+    "rule target's input path to $.detail (InputPath) so the queue receives the order event itself",
+}
+
+
+def _envelope(body: str) -> tuple[str | None, str | None]:
+    """(wrapper, inner body) of an SNS notification or an EventBridge event; (None, None) else."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, TypeError, RecursionError):
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    if doc.get("Type") == "Notification" and "TopicArn" in doc:
+        message = doc.get("Message")
+        return "SNS", message if isinstance(message, str) else None
+    if "detail-type" in doc and "detail" in doc and "source" in doc:
+        detail = doc.get("detail")
+        return "EventBridge", json.dumps(detail) if isinstance(detail, dict) else None
+    return None, None
 
 
 def _describe(exc: Exception) -> str:
