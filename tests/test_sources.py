@@ -518,3 +518,109 @@ def test_sns_and_eventbridge_envelopes_are_unwrapped_or_refused_naming_the_setti
         o.error_code == "MALFORMED_EVENT" and "raw message delivery" in (o.error_message or "")
         for o in rejected
     )
+
+
+# --- event shapes: REST (1.0), HTTP API and Function URL (2.0), multiValueHeaders, base path ----
+
+PARTNER_SECRET = "whsec_bG9jYWwtZGVtby1zaWduaW5nLXNlY3JldA=="  # config/local-secrets.json
+
+
+def _partner_delivery(ext: str) -> tuple[bytes, dict[str, str]]:
+    from tests.test_replay_and_rotation import canonical
+
+    body = canonical(ext)
+    return body, {"Content-Type": "application/json"} | sign_standard(
+        body, PARTNER_SECRET, msg_id=f"msg_{ext}"
+    )
+
+
+@pytest.mark.parametrize("shape", ["rest", "http", "url"])
+def test_the_same_order_through_every_event_shape(harness, shape):
+    import requests
+
+    from orderbridge_local.apigw import LocalApi
+
+    api = LocalApi(handler=harness.system.intake.lambda_handler, function_name="IntakeFunction", shape=shape)
+    api.start()
+    try:
+        body, headers = _partner_delivery(f"SHAPE-{shape}-{time.time_ns()}")
+        first = requests.post(f"{api.url}/webhooks/partner-demo", data=body, headers=headers, timeout=30)
+        again = requests.post(f"{api.url}/webhooks/partner-demo", data=body, headers=headers, timeout=30)
+        assert first.status_code == 202, first.text
+        assert again.json()["tracking_id"] == first.json()["tracking_id"] and again.json()["duplicate"]
+        assert first.headers["Content-Type"].startswith("application/json")
+        status = requests.get(f"{api.url}{first.json()['status_url']}", timeout=30)
+        assert status.status_code == 200 and status.json()["tracking_id"] == first.json()["tracking_id"]
+        missing = requests.post(f"{api.url}/webhooks/partner-demo", data=body, timeout=30)
+        assert missing.status_code == 401 and missing.json()["error"]["code"] == "SIGNATURE_MISSING"
+        nowhere = requests.get(f"{api.url}/no/such/route", timeout=30)
+        assert nowhere.status_code == 404
+    finally:
+        api.shutdown()
+    harness.drain()
+
+
+def _rest_event(
+    path: str, body: bytes, headers: dict[str, str], *, multi_only: bool = False
+) -> dict[str, Any]:
+    event = {
+        "resource": "/webhooks/{source}",
+        "path": path,
+        "httpMethod": "POST",
+        "headers": None if multi_only else headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "pathParameters": {"source": "partner-demo"},
+        "requestContext": {
+            "stage": "v1",
+            "requestId": "r-1",
+            "path": path,
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": body.decode(),
+        "isBase64Encoded": False,
+    }
+    return event
+
+
+def test_an_event_with_only_multi_value_headers_is_verified(harness):
+    from orderbridge_local.lambda_runtime import LocalContext
+
+    body, headers = _partner_delivery(f"MULTI-{time.time_ns()}")
+    event = _rest_event("/webhooks/partner-demo", body, headers, multi_only=True)
+    result = harness.system.intake.lambda_handler(event, LocalContext(function_name="IntakeFunction"))
+    assert result["statusCode"] == 202, result
+    harness.drain()
+
+
+def test_a_configured_base_path_is_honoured(harness, monkeypatch):
+    from orderbridge_local.lambda_runtime import LocalContext
+
+    intake = harness.system.intake
+    monkeypatch.setattr(intake.app, "_strip_prefixes", ["/shop"])
+    body, headers = _partner_delivery(f"BASE-{time.time_ns()}")
+    event = _rest_event("/shop/webhooks/partner-demo", body, headers)
+    result = intake.lambda_handler(event, LocalContext(function_name="IntakeFunction"))
+    assert result["statusCode"] == 202, result
+    harness.drain()
+
+
+def test_payload_v2_answers_fold_multi_value_headers_and_cookies(harness):
+    namespace = vars(harness.system.intake)
+    folded = namespace["response_v2"](
+        {"statusCode": 200, "multiValueHeaders": {"Vary": ["Origin", "Accept"], "Set-Cookie": ["a=1", "b=2"]}}
+    )
+    assert folded["headers"] == {"Vary": "Origin, Accept"} and folded["cookies"] == ["a=1", "b=2"]
+    v1 = namespace["event_v1"](
+        {
+            "version": "2.0",
+            "rawPath": "/prod/orders/x",
+            "rawQueryString": "a=1&a=2",
+            "headers": {"content-type": "application/json"},
+            "cookies": ["s=1"],
+            "requestContext": {"stage": "prod", "http": {"method": "GET", "sourceIp": "198.51.100.1"}},
+        }
+    )
+    assert v1["path"] == "/orders/x" and v1["httpMethod"] == "GET"
+    assert v1["headers"]["cookie"] == "s=1" and v1["multiValueQueryStringParameters"] == {"a": ["1", "2"]}
+    assert v1["requestContext"]["identity"]["sourceIp"] == "198.51.100.1"

@@ -1,5 +1,13 @@
-"""Intake function: storefront forms, signed webhooks and status polls over API Gateway."""
+"""Intake function: storefront forms, signed webhooks and status polls over API Gateway.
 
+The same answers whichever way the function is invoked: a REST API proxy event (payload 1.0),
+an HTTP API event (payload 2.0) or a Lambda Function URL event (also 2.0). A 2.0 event is read
+into the REST shape the routes use and the answer written back in 2.0's (headers, cookies); an
+event with only `multiValueHeaders` gets its `headers` from them. `API_BASE_PATH` (comma
+separated, e.g. `/shop`) names custom-domain base paths that prefix every route.
+"""
+
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -21,7 +29,8 @@ logger = Logger()
 # its traceback, and a refused request (4xx) is the client's mistake, not an error of ours.
 tracer = Tracer()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+BASE_PATHS = [p.rstrip("/") for p in os.environ.get("API_BASE_PATH", "").split(",") if p.strip("/ ")]
+app = APIGatewayRestResolver(strip_prefixes=BASE_PATHS or None)
 service = wiring.intake_service()
 
 
@@ -181,4 +190,75 @@ def unavailable(exc: Exception) -> Response:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    if is_payload_v2(event):
+        return response_v2(app.resolve(event_v1(event), context))
+    return app.resolve(with_single_headers(event), context)
+
+
+def is_payload_v2(event: dict[str, Any]) -> bool:
+    """HTTP API payload 2.0 and Function URL events: `version` 2.0 and `requestContext.http`."""
+    return event.get("version") == "2.0" and isinstance((event.get("requestContext") or {}).get("http"), dict)
+
+
+def with_single_headers(event: dict[str, Any]) -> dict[str, Any]:
+    """A REST event with `multiValueHeaders` only gets `headers` (each header's last value)."""
+    if event.get("headers") or not event.get("multiValueHeaders"):
+        return event
+    multi = event["multiValueHeaders"]
+    return event | {"headers": {k: v[-1] for k, v in multi.items() if isinstance(v, list) and v}}
+
+
+def event_v1(event: dict[str, Any]) -> dict[str, Any]:
+    """A payload 2.0 event (HTTP API, Function URL) in the REST proxy shape the routes read."""
+    from urllib.parse import parse_qs
+
+    context = event.get("requestContext") or {}
+    http = context.get("http") or {}
+    path = event.get("rawPath") or http.get("path") or "/"
+    stage = context.get("stage") or "$default"
+    if stage != "$default" and path.startswith(f"/{stage}/"):  # a named stage prefixes rawPath
+        path = path[len(stage) + 1 :]
+    headers = dict(event.get("headers") or {})
+    if event.get("cookies"):
+        headers["cookie"] = "; ".join(event["cookies"])
+    query = parse_qs(event.get("rawQueryString") or "", keep_blank_values=True)
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": http.get("method") or "GET",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": event.get("queryStringParameters"),
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": event.get("pathParameters"),
+        "stageVariables": event.get("stageVariables"),
+        "requestContext": {
+            "accountId": context.get("accountId"),
+            "apiId": context.get("apiId"),
+            "domainName": context.get("domainName"),
+            "stage": stage,
+            "requestId": context.get("requestId"),
+            "httpMethod": http.get("method"),
+            "resourcePath": path,
+            "path": event.get("rawPath") or path,
+            "identity": {"sourceIp": http.get("sourceIp"), "userAgent": http.get("userAgent")},
+        },
+        "body": event.get("body"),
+        "isBase64Encoded": bool(event.get("isBase64Encoded")),
+    }
+
+
+def response_v2(result: dict[str, Any]) -> dict[str, Any]:
+    """A REST-shaped answer for payload 2.0: `multiValueHeaders` folded into `headers` (2.0 reads
+    no `multiValueHeaders`) and Set-Cookie into `cookies`."""
+    headers = dict(result.get("headers") or {})
+    cookies: list[str] = list(result.get("cookies") or [])
+    for name, values in (result.pop("multiValueHeaders", None) or {}).items():
+        if name.lower() == "set-cookie":
+            cookies += values
+        elif values:
+            headers[name] = ", ".join(values)
+    out = result | {"headers": headers}
+    if cookies:
+        out["cookies"] = cookies
+    return out

@@ -1,9 +1,13 @@
-"""A local API Gateway: HTTP requests become REST API proxy events for the real intake handler."""
+"""A local API Gateway: HTTP requests become proxy events for the real intake handler, in the shape
+of a REST API (payload 1.0, the default), an HTTP API or a Function URL (payload 2.0):
+`LocalApi(shape=...)` or ORDERBRIDGE_LOCAL_EVENT_SHAPE=rest|http|url."""
 
 from __future__ import annotations
 
 import base64
+import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -58,12 +62,63 @@ def to_event(request: Request, body: bytes) -> dict[str, Any]:
     }
 
 
+def to_event_v2(request: Request, body: bytes, *, shape: str = "http") -> dict[str, Any]:
+    """The payload 2.0 event an HTTP API (`$default` stage) or a Function URL would build."""
+    try:
+        text, is_b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode(), True
+    headers: dict[str, str] = {}
+    for k, v in request.headers.items():  # 2.0 lower-cases names and joins repeats with commas
+        if k.lower() != "cookie":
+            headers[k.lower()] = f"{headers[k.lower()]},{v}" if k.lower() in headers else v
+    cookies = [c.strip() for c in request.headers.get("Cookie", "").split(";") if c.strip()]
+    query = request.query_string.decode()
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": request.path,
+        "rawQueryString": query,
+        "headers": headers,
+        "queryStringParameters": {k: ",".join(request.args.getlist(k)) for k in request.args} or None,
+        "requestContext": {
+            "accountId": "123456789012" if shape == "http" else "anonymous",
+            "apiId": "local",
+            "domainName": request.host,
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": request.remote_addr or "127.0.0.1",
+                "userAgent": request.user_agent.string,
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": is_b64,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if body:
+        event["body"] = text
+    if shape == "http":
+        event["pathParameters"] = None
+        event["stageVariables"] = None
+    return event
+
+
 def to_response(result: dict[str, Any]) -> Response:
     body = result.get("body") or ""
     data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
     response = Response(data, status=int(result.get("statusCode", 502)))
     for k, v in (result.get("headers") or {}).items():
         response.headers[k] = v
+    for cookie in result.get("cookies") or []:  # payload 2.0
+        response.headers.add("Set-Cookie", cookie)
     for k, values in (result.get("multiValueHeaders") or {}).items():
         if values:
             response.headers[k] = values[0]  # replaces werkzeug's default Content-Type
@@ -76,8 +131,17 @@ class LocalApi:
     """Serves one handler on localhost, the way API Gateway invokes it."""
 
     def __init__(
-        self, *, handler: Handler, function_name: str, host: str = "127.0.0.1", port: int = 0
+        self,
+        *,
+        handler: Handler,
+        function_name: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        shape: str | None = None,
     ) -> None:
+        self.shape = shape or os.environ.get("ORDERBRIDGE_LOCAL_EVENT_SHAPE", "rest")
+        if self.shape not in ("rest", "http", "url"):
+            raise ValueError(f"event shape {self.shape!r}: choose rest, http or url")
         self._handler = handler
         self._function_name = function_name
         self._lock = threading.Lock()  # one invocation at a time, like one Lambda instance
@@ -99,7 +163,9 @@ class LocalApi:
             response = Response('{"message":"Request Too Long"}', status=413, content_type="application/json")
             return response(environ, start_response)
         body = request.get_data(cache=False)
-        event = to_event(request, body)
+        event = (
+            to_event(request, body) if self.shape == "rest" else to_event_v2(request, body, shape=self.shape)
+        )
         with self._lock:
             result = self._handler(event, LocalContext(function_name=self._function_name))
         return to_response(result)(environ, start_response)
