@@ -697,6 +697,10 @@ def test_a_file_whose_header_lacks_a_mapped_column_is_refused_once(harness, conf
     first = service().run_source(name)
     [file] = first.files
     assert file.status == "FAILED" and "qty" in (file.reason or "") and first.rows_read == 0
+    assert first.status is RunStatus.FAILED and "bad.csv" in (first.message or "")
+    assert "qty" in (first.message or "")
+    record = service().history(name, limit=1)[0]
+    assert record["run_status"] == "FAILED" and "refused" in record["message"]
     assert service().run_source(name).files == []  # recorded: not tried again until it changes
     tags = clients.client("s3").get_object_tagging(
         Bucket=harness.system.import_bucket, Key=f"tests/{name}/bad.csv"
@@ -847,6 +851,12 @@ def test_cli_import_of_a_local_file_and_schedule_run_now(harness, configure, run
     assert code == 0, out
     assert f"import {name}: COMPLETED" in out and "(run " in out and "manual" in out
     assert len(take_messages(harness, name, expect=1)) == 1
+
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(csv_bytes([["A-1", "x"]], header=["order_number", "something_else"]))
+    code, out, _ = run_cli("import", str(bad), "--source", name, "--no-progress")
+    assert code == 3, out  # refused as a whole: a FAILED run, a non-zero exit
+    assert f"import {name}: FAILED" in out and "refused as a whole" in out and "qty" in out
 
     code, out, err = run_cli("import", str(path), "--source", "no-such-source")
     assert code == 2 and "no import source 'no-such-source'" in err and "erp-files" in err

@@ -303,8 +303,14 @@ def _sources_hint(service: ImportService) -> str | None:
     return f"configured import sources: {', '.join(names)}" if names else "the configuration has no imports"
 
 
+FAILED_RUN = 3  # a run ended FAILED: a file refused as a whole, a feed that failed or cannot move on
+
+
 def exit_code(summaries: list[RunSummary]) -> int:
-    """0: everything read and imported or skipped; 1: rows rejected or the run did not finish."""
+    """0: everything read and imported or skipped; 1: rows rejected or the run did not finish;
+    3: a run FAILED (a file refused as a whole, a feed error)."""
+    if any(s.status is RunStatus.FAILED for s in summaries):
+        return FAILED_RUN
     ok = all(s.status is RunStatus.COMPLETED and s.rows_rejected == 0 for s in summaries)
     return OK if ok else NOT_FOUND
 

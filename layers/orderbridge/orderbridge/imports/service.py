@@ -319,6 +319,17 @@ class ImportService:
         run.state = acquired
         try:
             body(run)
+            refused = [f for f in summary.files if f.status == "FAILED"]
+            if refused and summary.status in (RunStatus.COMPLETED, RunStatus.PARTIAL):
+                # a file refused as a whole is a failed run (it is recorded and not tried again)
+                reasons = "; ".join(f"{f.file}: {f.reason}" for f in refused)
+                more = (
+                    " (the run stopped early; the next run goes on)"
+                    if summary.status is RunStatus.PARTIAL
+                    else ""
+                )
+                summary.status = RunStatus.FAILED
+                summary.message = f"{len(refused)} file(s) refused as a whole: {reasons}{more}"
         except LeaseLost as exc:
             summary.status, summary.message = RunStatus.LEASE_LOST, str(exc)
         except (EnqueueError, FeedError, ClientError, BotoCoreError, ConfigurationError) as exc:
