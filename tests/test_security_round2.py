@@ -357,3 +357,63 @@ def test_a_well_formed_unknown_tracking_id_is_looked_up_and_not_found(harness, l
     r = harness.get(f"/orders/{tracking_id}")
     assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
     assert lookups == [tracking_id]
+
+
+# --- allowed origins are origins, written any way ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        ("HTTPS://Shop.Example/", "https://shop.example"),
+        ("https://shop.example:443", "https://shop.example"),
+        ("http://localhost:8000", "http://localhost:8000"),
+    ],
+)
+def test_allowed_origins_are_kept_as_browsers_send_them(written, kept):
+    from orderbridge.models.config import FormConfig
+
+    form = FormConfig(route="default", source="s", allowed_origins=[written])
+    assert form.allowed_origins == [kept]
+
+
+@pytest.mark.parametrize("bad", ["https://shop.example/checkout", "shop.example", "ftp://shop.example", "*"])
+def test_an_allowed_origin_that_is_not_an_origin_is_a_configuration_error(bad):
+    from pydantic import ValidationError
+
+    from orderbridge.models.config import FormConfig
+
+    with pytest.raises(ValidationError, match="is not an origin"):
+        FormConfig(route="default", source="s", allowed_origins=[bad])
+
+
+def test_a_capitalised_or_slashed_origin_in_the_configuration_still_admits_the_browser(harness):
+    config = harness.system.local_config()
+    config["forms"]["fk_demo0001"]["allowed_origins"] = ["HTTP://LocalHost:8000/"]
+    harness.system.upload_config(config)
+    time.sleep(1.5)  # the functions cache the configuration for 1 s locally
+    try:
+        body = json.dumps(
+            {
+                "submission_id": uuid.uuid4().hex,
+                "email": "ada@example.com",
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "address": {"address1": "1 Main St", "city": "Austin", "zip": "78701", "country": "US"},
+                "items": [{"sku": "MUG-001", "quantity": 1}],
+            }
+        )
+        r = harness.post(
+            "/forms/fk_demo0001",
+            body,
+            {"Content-Type": "application/json", "Origin": "http://localhost:8000"},
+        )
+        assert r.status_code == 202, r.text
+        assert r.headers["Access-Control-Allow-Origin"] == "http://localhost:8000"
+        # the status_url carries the stage, and the local API answers under it as API Gateway does
+        status_url = r.json()["status_url"]
+        assert status_url.startswith("/v1/orders/ob_")
+        assert harness.get(status_url).status_code == 200
+    finally:
+        harness.system.upload_config()
+        time.sleep(1.5)

@@ -22,7 +22,13 @@ from orderbridge.exceptions import (
     IntakeRejectedError,
     IntakeUnavailableError,
 )
-from orderbridge.intake.http import accepted_response, cors_headers, error_response, raw_body
+from orderbridge.intake.http import (
+    accepted_response,
+    api_base_path,
+    cors_headers,
+    error_response,
+    raw_body,
+)
 
 logger = Logger()
 # The handler is traced, its routes not: Tracer.capture_method logs every exception at ERROR with
@@ -57,7 +63,7 @@ def submit_form(form_key: str) -> Response:
 
         accepted = checked_accepted(accepted, service.config.load())
     html_form = "urlencoded" in (event.headers.get("content-type") or "")
-    return accepted_response(accepted, cors, html_form=html_form)
+    return accepted_response(accepted, cors, html_form=html_form, base_path=api_base_path(event.raw_event))
 
 
 @app.route("/forms/<form_key>", method="OPTIONS")
@@ -73,7 +79,7 @@ def receive_webhook(source: str) -> Response:
     accepted = service.receive_webhook(source=source, headers=event.headers, body=body)
     if accepted is None:
         return Response(status_code=200, content_type="application/json", body={"ignored": True})
-    return accepted_response(accepted)
+    return accepted_response(accepted, base_path=api_base_path(app.current_event.raw_event))
 
 
 @app.get("/orders/<tracking_id>")

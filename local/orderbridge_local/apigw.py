@@ -23,6 +23,14 @@ STAGE = "v1"
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
+def _route_path(path: str) -> str:
+    """The path a route sees: served at the root and, as API Gateway's default endpoint serves it,
+    under the stage (`/v1/orders/...`), so the `status_url`s the intake builds work locally."""
+    if path == f"/{STAGE}" or path.startswith(f"/{STAGE}/"):
+        return path[len(STAGE) + 1 :] or "/"
+    return path
+
+
 def to_event(request: Request, body: bytes) -> dict[str, Any]:
     """The proxy event API Gateway (REST, v1 payload) would build for this request."""
     try:
@@ -35,8 +43,8 @@ def to_event(request: Request, body: bytes) -> dict[str, Any]:
         multi_headers.setdefault(k, []).append(v)
     query = {k: v for k, v in request.args.items()} or None
     return {
-        "resource": request.path,
-        "path": request.path,
+        "resource": _route_path(request.path),
+        "path": _route_path(request.path),
         "httpMethod": request.method,
         "headers": headers,
         "multiValueHeaders": multi_headers,
@@ -49,9 +57,9 @@ def to_event(request: Request, body: bytes) -> dict[str, Any]:
             "apiId": "local",
             "stage": STAGE,
             "requestId": str(uuid.uuid4()),
-            "resourcePath": request.path,
+            "resourcePath": _route_path(request.path),
             "httpMethod": request.method,
-            "path": f"/{STAGE}{request.path}",
+            "path": f"/{STAGE}{_route_path(request.path)}",
             "identity": {
                 "sourceIp": request.remote_addr or "127.0.0.1",
                 "userAgent": request.user_agent.string,

@@ -40,7 +40,7 @@ from orderbridge.exceptions import (
 )
 from orderbridge.identity import OrderIdentity, TrackingIds, differing_fields
 from orderbridge.intake import mapping, pricing, signatures
-from orderbridge.models.config import FormRateLimits, OrderbridgeConfig
+from orderbridge.models.config import FormRateLimits, OrderbridgeConfig, normalize_origin
 from orderbridge.models.event import OrderEvent
 from orderbridge.models.order import CanonicalOrder
 from orderbridge.models.outcome import Outcome, OutcomeStatus, order_state
@@ -168,7 +168,7 @@ class IntakeService:
         form = cfg.forms.get(form_key)
         if form is None:
             raise IntakeRejectedError(404, "FORM_NOT_FOUND", "unknown form key")
-        if origin and origin not in form.allowed_origins:
+        if origin and normalize_origin(origin) not in form.allowed_origins:
             raise IntakeRejectedError(
                 403, "ORIGIN_NOT_ALLOWED", "this form does not accept posts from that origin"
             )
@@ -396,7 +396,7 @@ class IntakeService:
             form = self._config().forms.get(form_key)
         except IntakeRejectedError:
             return None
-        return origin if form is not None and origin in form.allowed_origins else None
+        return origin if form is not None and normalize_origin(origin) in form.allowed_origins else None
 
     # --- the one place an order is accepted ------------------------------------------------------
 

@@ -230,13 +230,49 @@ class FormRateLimits(_Config):
     )
 
 
+def normalize_origin(value: str, *, strict: bool = False) -> str:
+    """An origin as browsers serialize it in the `Origin` header (RFC 6454): lower-case scheme and
+    host, no default port, no path. `strict` (configuration): anything that is not an http(s)
+    origin is an error, so a typo cannot silently refuse every browser post."""
+    from urllib.parse import urlsplit
+
+    raw = value.strip()
+    parts = urlsplit(raw)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or port == -1
+    ):
+        if strict:
+            raise ValueError(
+                f"{value!r} is not an origin: write scheme://host[:port], e.g. https://shop.example"
+            )
+        return raw.lower()
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
 class FormConfig(_Config):
     """A public storefront form, identified by its form key."""
 
     route: Name
     source: Name
     shop: Shop = None
-    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_origins: list[Annotated[str, AfterValidator(lambda v: normalize_origin(v, strict=True))]] = Field(
+        default_factory=list,
+        description="Origins (`https://shop.example`, a port if any) whose pages may post to the form; "
+        "written any way (`HTTPS://Shop.example/`), kept as browsers send them.",
+    )
     mode: Literal["queued", "checkout"] = Field(
         default="queued",
         description="checkout: create the order while the buyer waits and answer with the provider's "
