@@ -335,6 +335,10 @@ def print_summary(console: Console, summary: RunSummary, *, show: int = SHOW_REJ
     counts.add_column("orders", justify="right")
     counts.add_row("imported", str(summary.rows_imported), str(summary.orders_imported))
     counts.add_row("skipped (already known)", str(summary.rows_skipped), str(summary.orders_skipped))
+    if summary.orders_filtered:
+        counts.add_row(
+            "  of which left out by filters", str(summary.rows_filtered), str(summary.orders_filtered)
+        )
     counts.add_row("rejected", str(summary.rows_rejected), str(summary.orders_rejected))
     counts.add_row(Text("read", style="bold"), Text(str(summary.rows_read), style="bold"), "")
     console.print(counts)

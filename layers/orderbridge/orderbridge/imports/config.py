@@ -10,7 +10,7 @@ order-level fields come from its rows (they must agree), each row contributes on
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -47,11 +47,28 @@ ORDER_TARGETS: frozenset[str] = frozenset(
 )
 LINE_TARGETS: frozenset[str] = frozenset(
     {
+        "lines.gross",  # the line's price for all units before discounts: unit_price = gross / quantity
         "lines.sku",
         "lines.name",
         "lines.variant_title",
         "lines.quantity",
         "lines.unit_price",
+        "lines.discount",
+        "lines.tax",
+    }
+)
+# Full names split into first and last name (the last word is the last name).
+NAME_TARGETS: frozenset[str] = frozenset({"buyer.name", "billing_address.name", "shipping_address.name"})
+ORDER_TARGETS = ORDER_TARGETS | NAME_TARGETS
+MONEY_TARGETS: frozenset[str] = frozenset(
+    {
+        "shipping_total",
+        "shipping_tax",
+        "order_discount",
+        "total_tax",
+        "total",
+        "lines.unit_price",
+        "lines.gross",
         "lines.discount",
         "lines.tax",
     }
@@ -71,6 +88,113 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ValueFormats(_Config):
+    """How values are written in the source: declared, never guessed."""
+
+    decimal: Literal[".", ","] = Field(
+        default=".", description="Decimal separator of amounts and quantities (`,` for 1.234,56)."
+    )
+    thousands: Literal["", ",", ".", " ", "'"] = Field(
+        default="", description="Thousands separator of amounts, removed (`.` for 1.234,56)."
+    )
+    currency_symbols: bool = Field(
+        default=True,
+        description="Amounts may carry a currency symbol or code (`€12.50`, `12.50 USD`): removed.",
+    )
+    dates: list[Annotated[str, StringConstraints(min_length=2, max_length=60)]] = Field(
+        default_factory=list,
+        description="strptime formats of `placed_at`, tried in order after ISO 8601: "
+        "`%Y-%m-%d %H:%M:%S %z` (Shopify's `Created at`), `%d/%m/%Y`.",
+    )
+    timezone: str | None = Field(default=None, description="IANA zone of dates without an offset.")
+    country_names: bool = Field(
+        default=False,
+        description="Countries may be names (`United States`, `Germany`): ISO codes via pycountry.",
+    )
+    placeholders: list[Annotated[str, StringConstraints(max_length=40)]] = Field(
+        default_factory=list, description="Values that mean empty (`-`, `N/A`), in any column."
+    )
+    excel_apostrophe: bool = Field(
+        default=False, description="Strip the leading `'` Excel keeps on numbers stored as text (`'4001`)."
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> ValueFormats:
+        if self.thousands and self.thousands == self.decimal:
+            raise ValueError("thousands and decimal separators must differ")
+        if self.timezone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self
+
+
+class RowFilter(_Config):
+    """Orders left out on purpose (voided, cancelled): counted as skipped (and filtered), never created."""
+
+    column: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    values: list[str] | None = Field(
+        default=None, description="Skip the order when the column holds one of these (case-insensitive)."
+    )
+    not_empty: bool = Field(default=False, description="Skip the order when the column has any value.")
+
+    @model_validator(mode="after")
+    def _one(self) -> RowFilter:
+        if (self.values is None) == (not self.not_empty):
+            raise ValueError("a row filter needs either values or not_empty")
+        return self
+
+    def matches(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.not_empty:
+            return True
+        return value.casefold() in {v.casefold() for v in self.values or ()}
+
+
+class LineCells(_Config):
+    """Items written inside cells: repeated column groups (`line_item_1`, `line_item_2`, ... each
+    `name:Mug|sku:MUG|quantity:1`, WooCommerce) or several items in one cell (BigCommerce's
+    `Product Details`). `lines.*` fields then name keys inside an item, not columns."""
+
+    columns: list[str] = Field(default_factory=list, description="The cells holding items, in order.")
+    pattern: str | None = Field(
+        default=None, description="Numbered columns, `{n}` from 1 while the header has them: `line_item_{n}`."
+    )
+    items: str | None = Field(default=None, description="Separator between items inside one cell (`|`).")
+    pairs: str = Field(default="|", min_length=1, description="Separator between an item's key:value pairs.")
+    key_value: str = Field(default=":", min_length=1, description="Separator between a key and its value.")
+    key: str = Field(
+        default=r"[A-Za-z_][A-Za-z0-9_]*",
+        description="What a key looks like (regex): a separator counts only before `key` + `key_value`, "
+        "so values may contain the separators (`Size: S (4)`).",
+    )
+
+    @model_validator(mode="after")
+    def _where(self) -> LineCells:
+        if bool(self.columns) == bool(self.pattern):
+            raise ValueError("line_cells needs either columns or a pattern")
+        if self.pattern is not None and "{n}" not in self.pattern:
+            raise ValueError("line_cells.pattern must contain {n}")
+        try:
+            re.compile(self.key)
+        except re.error:
+            raise ValueError("line_cells.key is not a regular expression") from None
+        return self
+
+    def cells(self, header: Any) -> list[str]:
+        if self.columns:
+            return list(self.columns)
+        names, n = [], 1
+        while self.pattern.format(n=n) in header:  # type: ignore[union-attr]
+            names.append(self.pattern.format(n=n))  # type: ignore[union-attr]
+            n += 1
+        return names
+
+
 class FieldMapping(_Config):
     """Canonical field -> source column (CSV) or dotted path (JSON, e.g. `customer.email`)."""
 
@@ -87,6 +211,35 @@ class FieldMapping(_Config):
         default_factory=dict, description="Canonical field -> constant used when the source has no value."
     )
 
+    preset: str | None = Field(
+        default=None,
+        description="A platform layout (`shopify-orders-export`, `woocommerce-orders`, "
+        "`bigcommerce-orders-export`): its fields, formats, filters and optional columns; anything given "
+        "here as well overrides or adds to it.",
+    )
+    line_cells: LineCells | None = None
+    optional: list[str] = Field(
+        default_factory=list, description="Columns the header may lack (their values are then empty)."
+    )
+    formats: ValueFormats = Field(default_factory=ValueFormats)
+    skip: list[RowFilter] = Field(
+        default_factory=list,
+        description="Orders to leave out, e.g. Financial Status voided, Cancelled at set.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("preset"):
+            return data
+        from orderbridge.imports.presets import load_preset
+
+        base = load_preset(str(data["preset"]))
+        merged = dict(base) | {k: v for k, v in data.items() if k not in ("fields", "defaults", "formats")}
+        for key in ("fields", "defaults", "formats"):
+            merged[key] = {**base.get(key, {}), **(data.get(key) or {})}
+        return merged
+
     @model_validator(mode="after")
     def _targets(self) -> FieldMapping:
         unknown = sorted(t for t in (*self.fields, *self.defaults) if not valid_target(t))
@@ -101,7 +254,18 @@ class FieldMapping(_Config):
 
     def columns(self) -> list[str]:
         """The source columns the mapping reads (CSV: each must be in the header)."""
-        return sorted(set(self.fields.values()))
+        in_cells = self.line_cells is not None
+        named = {c for t, c in self.fields.items() if not (in_cells and is_line_target(t))}
+        named |= {f.column for f in self.skip}
+        if self.line_cells is not None:
+            named |= set(self.line_cells.columns)
+            if self.line_cells.pattern:
+                named.add(self.line_cells.pattern.format(n=1))
+        return sorted(named)
+
+    def required_columns(self) -> list[str]:
+        """The columns the header must have (the others are optional)."""
+        return [c for c in self.columns() if c not in set(self.optional)]
 
 
 class S3Source(_Config):
@@ -118,7 +282,22 @@ class S3Source(_Config):
         default="auto", description="auto: by extension (.csv; .jsonl/.ndjson)."
     )
     delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
+    encoding: str = Field(
+        default="utf-8",
+        description="The files' text encoding: `utf-8` (a BOM is fine), `cp1252`, `latin-1`, ...",
+    )
     mapping: FieldMapping
+
+    @model_validator(mode="after")
+    def _encoding(self) -> S3Source:
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {self.encoding!r}") from None
+        return self
+
     enabled: bool = True
 
 

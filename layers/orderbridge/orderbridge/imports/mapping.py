@@ -9,12 +9,17 @@ messages (they may be an email address or a phone number).
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orderbridge.imports.config import FieldMapping, is_line_target
+from orderbridge.imports.config import MONEY_TARGETS, NAME_TARGETS, FieldMapping, ValueFormats, is_line_target
 from orderbridge.models.order import CanonicalOrder
 
 ORDER_REJECTED = "order_rejected"
@@ -97,6 +102,102 @@ def as_text(value: Any) -> str | None:
     raise TypeError("expected a single value, found a list or an object")
 
 
+class TransformError(ValueError):
+    """A value that the declared formats cannot read (the message never holds the value)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_CODE_AROUND = re.compile(r"^[A-Za-z]{3}\s*(?=[-+(0-9.,])|(?<=[0-9.,])\s*[A-Za-z]{3}$")
+
+
+def _amount(text: str, formats: ValueFormats) -> str:
+    """`1.234,90 €` -> `1234.90` with the declared separators; anything else is refused."""
+    value = text.replace("\u00a0", " ").replace("\u202f", " ").strip()
+    if formats.currency_symbols:
+        value = "".join(c for c in value if unicodedata.category(c) != "Sc")
+        value = _CODE_AROUND.sub("", value.strip()).strip()
+    if formats.thousands != " ":
+        value = value.replace(" ", "")
+    t, d = re.escape(formats.thousands), re.escape(formats.decimal)
+    grouped = rf"\d{{1,3}}(?:{t}\d{{3}})+|" if formats.thousands else ""
+    if not re.fullmatch(rf"[+-]?(?:{grouped}\d+)(?:{d}\d*)?|[+-]?{d}\d+", value):
+        raise TransformError("number_format", "not a number in the declared format")
+    if formats.thousands:
+        value = value.replace(formats.thousands, "")
+    return value.replace(formats.decimal, ".")
+
+
+def _date(text: str, formats: ValueFormats) -> str:
+    parsed: datetime | None = None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        for pattern in formats.dates:
+            try:
+                parsed = datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        raise TransformError("date_format", "not a date in ISO 8601 or the declared formats")
+    if parsed.tzinfo is None and formats.timezone:
+        parsed = parsed.replace(tzinfo=ZoneInfo(formats.timezone))
+    return parsed.isoformat()
+
+
+def _country(text: str) -> str:
+    if len(text) == 2 and text.isalpha():
+        return text
+    import pycountry
+
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        try:
+            found = pycountry.countries.search_fuzzy(text)
+        except LookupError:
+            found = []
+        if len(found) == 1:
+            return str(found[0].alpha_2)
+        raise TransformError("country", "not a country name or ISO code pycountry knows") from None
+
+
+def transform(target: str, text: str | None, formats: ValueFormats) -> str | None:
+    """A source value as the mapping's declared formats say it is written, in the model's terms."""
+    if text is None:
+        return None
+    if formats.excel_apostrophe and text.startswith("'"):
+        text = text[1:].strip() or None
+        if text is None:
+            return None
+    if text in formats.placeholders:
+        return None
+    if target in MONEY_TARGETS:
+        return _amount(text, formats)
+    if target == "lines.quantity":
+        try:
+            return _amount(text, formats)
+        except TransformError:
+            return text  # the model says why it is not a quantity
+
+    if target == "placed_at":
+        return _date(text, formats)
+    if formats.country_names and target.endswith(".country"):
+        return _country(text)
+    return text
+
+
+def split_name(full: str) -> tuple[str | None, str | None]:
+    """ "Ada King Lovelace" -> ("Ada King", "Lovelace"); one word is a first name."""
+    words = full.split()
+    if len(words) <= 1:
+        return (words[0] if words else None), None
+    return " ".join(words[:-1]), words[-1]
+
+
 def _put(document: dict[str, Any], target: str, value: str) -> None:
     """Set `buyer.email` / `metadata.channel` in an order, or `lines.sku` / `lines.options.size` in a line."""
     parts = target.split(".")
@@ -139,7 +240,7 @@ class OrderBuilder:
                 problems.setdefault(index, []).append(row.problem)
             values = row.values or {}
             for target, column in self.order_fields:
-                value = self._value(values, column, problems, index)
+                value = self._value(values, column, problems, index, target=target)
                 if value is None:
                     continue
                 if target not in seen_at:
@@ -158,18 +259,28 @@ class OrderBuilder:
             for element, prefix in self._line_elements(values, index, problems):
                 line: dict[str, Any] = {}
                 for target, column in self.line_fields:
-                    value = self._value(element, column, problems, index, prefix)
+                    value = self._value(element, column, problems, index, prefix, target=target)
                     if value is not None:
                         _put(line, target, value)
                 for target, value in self.line_defaults.items():
                     if _get(line, target) is None:
                         _put(line, target, value)
+                if "gross" in line:
+                    self._unit_price(line, index, prefix, problems)
                 lines.append(line)
                 origins.append((index, prefix))
 
         for target, value in self.order_defaults.items():
             if target not in seen_at:
                 _put(document, target, value)
+        for target in NAME_TARGETS:
+            holder = document.get(target.split(".")[0])
+            if isinstance(holder, dict) and "name" in holder:
+                first, last = split_name(holder.pop("name"))
+                if first and not holder.get("first_name"):
+                    holder["first_name"] = first
+                if last and not holder.get("last_name"):
+                    holder["last_name"] = last
         for address in _ADDRESSES:
             if address in document and not any(document[address].values()):
                 del document[address]
@@ -181,7 +292,10 @@ class OrderBuilder:
                 order = CanonicalOrder.model_validate(document)
             except ValidationError as exc:
                 for error in exc.errors(include_url=False, include_input=False):
-                    index, field = self._locate(tuple(error["loc"]), seen_at, origins)
+                    loc = tuple(error["loc"])
+                    if error["type"] == "total_mismatch":
+                        loc = ("total",)
+                    index, field = self._locate(loc, seen_at, origins)
                     problems.setdefault(index, []).append(
                         FieldIssue(field=field, code=str(error["type"]), message=str(error["msg"]))
                     )
@@ -198,18 +312,63 @@ class OrderBuilder:
         problems: dict[int, list[FieldIssue]],
         index: int,
         prefix: str = "",
+        *,
+        target: str = "",
     ) -> str | None:
         try:
-            return as_text(lookup(values, column, dotted=self.dotted))
+            return transform(
+                target, as_text(lookup(values, column, dotted=self.dotted)), self.mapping.formats
+            )
         except TypeError as exc:
             problems.setdefault(index, []).append(
                 FieldIssue(field=prefix + column, code="not_a_value", message=str(exc))
             )
-            return None
+        except TransformError as exc:
+            problems.setdefault(index, []).append(
+                FieldIssue(field=prefix + column, code=exc.code, message=str(exc))
+            )
+        return None
+
+    def _unit_price(
+        self, line: dict[str, Any], index: int, prefix: str, problems: dict[int, list[FieldIssue]]
+    ) -> None:
+        """unit_price from the line's gross (all units) when the source gives no unit price."""
+        gross = line.pop("gross")
+        if line.get("unit_price") is not None:
+            return
+        try:
+            quantity = int(line.get("quantity") or "")
+            unit = Decimal(gross) / quantity
+        except (ValueError, ArithmeticError):
+            return  # the quantity's own error is reported by the model
+        if unit != unit.quantize(Decimal("0.0001")):
+            column = prefix + self.mapping.fields.get("lines.gross", "gross")
+            problems.setdefault(index, []).append(
+                FieldIssue(
+                    field=column, code="unit_price", message="the line's total is not a whole unit price"
+                )
+            )
+            return
+        line["unit_price"] = format(unit.normalize(), "f")
+
+    def filtered(self, rows: Sequence[Row]) -> bool:
+        """The order is left out on purpose: a row filter matches one of its rows."""
+        for rule in self.mapping.skip:
+            for row in rows:
+                try:
+                    value = as_text(lookup(row.values or {}, rule.column, dotted=self.dotted))
+                except TypeError:
+                    continue
+                if rule.matches(value):
+                    return True
+        return False
 
     def _line_elements(
         self, values: Mapping[str, Any], index: int, problems: dict[int, list[FieldIssue]]
     ) -> list[tuple[Mapping[str, Any], str]]:
+        cells = self.mapping.line_cells
+        if cells is not None:
+            return self._cell_items(values, index, problems)
         path = self.mapping.lines_path
         if path is None:
             return [(values, "")]
@@ -220,6 +379,39 @@ class OrderBuilder:
             )
             return []
         return [(element, f"{path}[{k}].") for k, element in enumerate(found)]
+
+    def _cell_items(
+        self, values: Mapping[str, Any], index: int, problems: dict[int, list[FieldIssue]]
+    ) -> list[tuple[Mapping[str, Any], str]]:
+        cells = self.mapping.line_cells
+        assert cells is not None
+        ahead = rf"(?=\s*(?:{cells.key})\s*{re.escape(cells.key_value)})"
+        out: list[tuple[Mapping[str, Any], str]] = []
+        for column in cells.cells(values):
+            text = values.get(column)
+            if not isinstance(text, str) or not text.strip():
+                continue
+            parts = re.split(re.escape(cells.items) + ahead, text) if cells.items else [text]
+            for k, part in enumerate(parts):
+                item: dict[str, str] = {}
+                for pair in re.split(re.escape(cells.pairs) + ahead, part):
+                    key, sep, value = pair.partition(cells.key_value)
+                    if not sep:
+                        problems.setdefault(index, []).append(
+                            FieldIssue(
+                                field=column, code="item_format", message="an item part is not key:value"
+                            )
+                        )
+                        continue
+                    item[key.strip()] = value.strip()
+                out.append((item, f"{column}[{k}]." if cells.items else f"{column}."))
+        if not out:
+            problems.setdefault(index, []).append(
+                FieldIssue(
+                    field=", ".join(cells.cells(values)) or "items", code="lines_missing", message="no items"
+                )
+            )
+        return out
 
     def _locate(
         self, loc: tuple[Any, ...], seen_at: dict[str, int], origins: list[tuple[int, str]]

@@ -71,9 +71,10 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 class _Lines:
     """Decoded lines for `csv.reader`, counting bytes and lines as they are handed out."""
 
-    def __init__(self, chunks: Iterable[bytes], start: Position) -> None:
+    def __init__(self, chunks: Iterable[bytes], start: Position, encoding: str = "utf-8") -> None:
         self.position = Position(start.offset, start.line)
-        self.undecodable: set[int] = set()  # line numbers that were not UTF-8
+        self.encoding = encoding
+        self.undecodable: set[int] = set()  # line numbers that were not valid in the encoding
         self._raw = split_lines(chunks)
         self._first = start.offset == 0
 
@@ -86,16 +87,18 @@ class _Lines:
                 if raw.startswith(_BOM):
                     raw = raw[len(_BOM) :]
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode(self.encoding)
             except UnicodeDecodeError:
                 self.undecodable.add(self.position.line)
-                text = raw.decode("utf-8", errors="replace")
+                text = raw.decode(self.encoding, errors="replace")
             yield text
 
 
 def _undecodable(lines: _Lines, first: int, last: int) -> FieldIssue | None:
     if any(n in lines.undecodable for n in range(first, last + 1)):
-        return FieldIssue(code="not_utf8", message="the row is not valid UTF-8")
+        if lines.encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
+            return FieldIssue(code="not_utf8", message="the row is not valid UTF-8")
+        return FieldIssue(code="not_decodable", message=f"the row is not valid {lines.encoding}")
     return None
 
 
@@ -108,9 +111,10 @@ def csv_rows(
     delimiter: str = ",",
     required_columns: Sequence[str] = (),
     on_header: Callable[[list[str]], None] | None = None,
+    encoding: str = "utf-8",
 ) -> Iterator[tuple[Row, Position]]:
     """(row, position after it) for each CSV record; the header is read first when at offset 0."""
-    lines = _Lines(chunks, start)
+    lines = _Lines(chunks, start, encoding)
     reader = csv.reader(iter(lines), delimiter=delimiter, strict=False)
     columns: list[str] | None = list(header) if header is not None else None
     while True:

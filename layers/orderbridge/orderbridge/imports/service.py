@@ -500,8 +500,9 @@ class ImportService:
                 header=header,
                 order_id=run.builder.order_id,
                 delimiter=run.source.delimiter,
-                required_columns=run.source.mapping.columns(),
+                required_columns=run.source.mapping.required_columns(),
                 on_header=on_header,
+                encoding=run.source.encoding,
             )
         else:
             rows = jsonl_rows(chunks, start=start, order_id=run.builder.order_id)
@@ -564,6 +565,12 @@ class ImportService:
                 out.rejections.append(orphan_rejection(orphan, id_column))
                 counts.rows_rejected += 1
             if not unit.rows:
+                continue
+            if run.builder.filtered(unit.rows):  # left out on purpose (voided, cancelled)
+                counts.rows_skipped += len(unit.rows)
+                counts.orders_skipped += 1
+                counts.rows_filtered += len(unit.rows)
+                counts.orders_filtered += 1
                 continue
             built = run.builder.build(unit.rows)
             if built.order is None:

@@ -43,6 +43,8 @@ class Counts(BaseModel):
     orders_imported: int = 0
     orders_skipped: int = 0
     orders_rejected: int = 0
+    rows_filtered: int = 0  # of rows_skipped: left out by the mapping's row filters (voided, cancelled)
+    orders_filtered: int = 0
 
     def add(self, other: Counts) -> None:
         for name in Counts.model_fields:
