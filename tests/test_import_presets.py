@@ -15,6 +15,7 @@ from orderbridge import clients
 from orderbridge.imports.config import FieldMapping, ValueFormats
 from orderbridge.imports.mapping import OrderBuilder, Row, TransformError, split_name, transform
 from orderbridge.imports.summary import RunStatus
+from orderbridge.models.outcome import OutcomeStatus
 from tests.test_imports import service, take_messages
 
 CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases" / "imports"
@@ -209,3 +210,84 @@ def test_unknown_presets_and_encodings_are_configuration_errors():
                 "mapping": {"preset": "shopify-orders-export"},
             }
         )
+
+
+# --- to the provider sandbox ------------------------------------------------------------------------
+
+
+CATALOG = {  # the case files' SKUs, as products of the BigCommerce sandbox store
+    "MUG": {"product_id": 112},
+    "RIV-120": {"product_id": 111, "variant_id": 77},
+    "RIV-119": {"product_id": 111, "variant_id": 78},
+    "8810-Blue-Small": {"product_id": 111, "variant_id": 77},
+    "Capri - Small": {"product_id": 111, "variant_id": 78},
+    "Candy capri - Small": {"product_id": 112},
+    "Tucano capri - Small": {"product_id": 112},
+    "Medusa Crop-XS": {"product_id": 112},
+}
+SANDBOX = [  # (file, source settings, {order number: file total}): the store takes EUR and USD
+    ("shopify-created-at.csv", {"mapping": {"preset": "shopify-orders-export"}}, {"#1001": "10.00"}),
+    (
+        "woocommerce-items-in-columns.csv",
+        {"mapping": {"preset": "woocommerce-orders"}},
+        {"9001": "16.00", "9002": "27.00"},
+    ),
+    (
+        "bigcommerce-default-export.csv",
+        {"mapping": {"preset": "bigcommerce-orders-export"}},
+        {"186": "270.50", "187": "55.75"},
+    ),
+    (
+        "shopify-excel-semicolon-cp1252.csv",
+        {
+            "delimiter": ";",
+            "encoding": "cp1252",
+            "mapping": {"preset": "shopify-orders-export", "formats": {"decimal": ",", "thousands": "."}},
+        },
+        {"#7001": "1234.90"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("file", "settings", "numbers"), SANDBOX, ids=[f[0] for f in SANDBOX])
+def test_case_files_reach_the_provider_sandbox(harness, file, settings, numbers):
+    from tests.factories import tracking_id_for
+
+    name = f"sbx-{_uid()}"
+    config = harness.system.local_config()
+    config["routes"]["cases"] = {"destinations": [{"destination": "bc-demo", "catalog": CATALOG}]}
+    config["imports"][name] = {"kind": "s3", "route": "cases", "prefix": f"tests/{name}/"} | settings
+    harness.system.upload_config(config)
+    try:
+        body = (CASES / file).read_bytes()
+        clients.client("s3").put_object(
+            Bucket=harness.system.import_bucket, Key=f"tests/{name}/{file}", Body=body
+        )
+        run = service().run_source(name)
+        assert (run.status, run.orders_imported, run.rows_read) == (
+            RunStatus.COMPLETED,
+            len(numbers),
+            run.rows_imported,
+        )
+        ids = {n: tracking_id_for(name, n) for n in numbers}
+        harness.drain(until=lambda: all(harness.final(t)() for t in ids.values()))
+        for number, tracking_id in ids.items():
+            [outcome] = harness.outcomes(tracking_id)
+            assert outcome.status is OutcomeStatus.SUCCEEDED, (
+                number,
+                outcome.error_code,
+                outcome.error_message,
+            )
+            [created] = harness.orders_with_reference(tracking_id)
+            request = created["request"]
+            products = sum(Decimal(str(p["price_inc_tax"])) * p["quantity"] for p in request["products"])
+            total = products + Decimal(request.get("shipping_cost_inc_tax") or 0)
+            total -= Decimal(str(request.get("discount_amount") or 0))
+            assert total == Decimal(numbers[number]), (number, request)
+            assert request["default_currency_code"] == run_currency(file)
+    finally:
+        harness.system.upload_config()
+
+
+def run_currency(file: str) -> str:
+    return "USD" if file.startswith(("shopify-created", "bigcommerce")) else "EUR"
