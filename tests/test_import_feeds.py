@@ -238,3 +238,118 @@ def test_a_feed_that_ignores_the_page_number_fails(harness, configure, servers):
     run = wiring.import_service().run_source(name)
     assert run.status is RunStatus.FAILED and "ignores 'page'" in (run.message or "")
     take_messages(harness, name, expect=3)
+
+
+# --- presets for the platforms' order APIs ------------------------------------------------------------
+
+
+def _shopify_json(number: int, updated: str, status: str = "paid") -> dict[str, Any]:
+    address = {
+        "first_name": "Ada",
+        "last_name": "Example",
+        "address1": "1 Example St",
+        "city": "Springfield",
+        "zip": "12345",
+        "province_code": "IL",
+        "country_code": "US",
+    }
+    return {
+        "id": 450789000 + number,
+        "name": f"#{number}",
+        "email": None,
+        "currency": "EUR",
+        "created_at": "2026-03-01T07:00:00-05:00",
+        "updated_at": updated,
+        "financial_status": status,
+        "cancelled_at": None,
+        "test": False,
+        "taxes_included": False,
+        "total_discounts": "5.00",
+        "discount_codes": [{"code": "SPRING", "amount": "5.00"}],
+        "total_tax": "1.90",
+        "total_price": "41.90",
+        "total_shipping_price_set": {"shop_money": {"amount": "5.00", "currency_code": "EUR"}},
+        "customer": {"first_name": "Ada", "last_name": "Example"},
+        "billing_address": address,
+        "line_items": [
+            {"sku": "MUG-001", "title": "Mug", "variant_title": None, "quantity": 2, "price": "12.50"},
+            {"sku": None, "title": "Gift wrap", "variant_title": "Red", "quantity": 1, "price": "15.00"},
+        ],
+    }
+
+
+def _woo_json(number: int, modified: str, status: str = "processing") -> dict[str, Any]:
+    billing = {
+        "first_name": "Lia",
+        "last_name": "Esempio",
+        "address_1": "Via Esempio 1",
+        "city": "Roma",
+        "postcode": "00100",
+        "country": "IT",
+        "email": "lia@example.com",
+    }
+    return {
+        "id": number,
+        "number": str(number),
+        "status": status,
+        "currency": "EUR",
+        "date_created_gmt": "2026-03-01T07:00:00",
+        "date_modified_gmt": modified,
+        "discount_total": "2.00",
+        "shipping_total": "3.00",
+        "total_tax": "0.00",
+        "prices_include_tax": False,
+        "total": "27.00",
+        "billing": billing,
+        "shipping": billing,
+        "line_items": [
+            {"name": "Rivista n. 120", "sku": "RIV-120", "quantity": 2, "subtotal": "26.00", "total": "24.00"}
+        ],
+    }
+
+
+def test_shopify_and_woocommerce_api_presets(harness, configure, servers):
+    shop, woo = servers("shopify"), servers("woocommerce", time_field="date_modified_gmt")
+    shop_name, woo_name = f"shopapi-{_uid()}", f"wooapi-{_uid()}"
+    shop_source = _source(
+        harness,
+        shop,
+        shop_name,
+        f"{shop.url}/admin/api/2024-01/orders.json",
+        {"preset": "shopify-orders-api", "page_size": 2},
+        {"type": "header", "header": "X-Shopify-Access-Token", "key": "token"},
+    )
+    shop_source["mapping"] = {"preset": "shopify-orders-api"}
+    woo_source = _source(
+        harness,
+        woo,
+        woo_name,
+        f"{woo.url}/wp-json/wc/v3/orders",
+        {"preset": "woocommerce-orders-api", "page_size": 2},
+    )
+    woo_source["mapping"] = {"preset": "woocommerce-orders-api"}
+    configure(**{shop_name: shop_source, woo_name: woo_source})
+    base = random.randint(10, 99) * 1000
+    shop.feed.orders += [_shopify_json(base + i, SAME) for i in range(4)]
+    shop.feed.orders.append(_shopify_json(base + 9, SAME, status="voided"))
+    woo.feed.orders += [_woo_json(base + i, SAME.removesuffix("Z")) for i in range(4)]
+    woo.feed.orders.append(_woo_json(base + 9, SAME.removesuffix("Z"), status="cancelled"))
+    svc = wiring.import_service()
+    for name, first in ((shop_name, "#"), (woo_name, "")):
+        run = svc.run_source(name)
+        assert (run.status, run.orders_imported, run.orders_filtered, run.rows_rejected) == (
+            RunStatus.COMPLETED,
+            4,
+            1,
+            0,
+        ), [r.describe() for r in run.rejections]
+        events = take_messages(harness, name, expect=4)
+        assert sorted(e["order"]["external_order_id"] for e in events) == [
+            f"{first}{base + i}" for i in range(4)
+        ]
+        for event in events:
+            order = event["order"]
+            assert order["currency"] == "EUR"
+            assert str(order["total"]) in ({"41.90"} if first else {"27.00"})
+        again = svc.run_source(name)
+        assert (again.status, again.orders_imported) == (RunStatus.COMPLETED, 0)

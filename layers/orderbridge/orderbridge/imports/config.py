@@ -349,6 +349,24 @@ class FeedPaging(_Config):
         default_factory=dict, description="Constant query parameters (a sort order, `status=any`)."
     )
 
+    preset: str | None = Field(
+        default=None,
+        description="A platform's order API: `shopify-orders-api`, `woocommerce-orders-api` (its "
+        "parameters, sort, paging and boundary handling); fields given here as well override it.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("preset"):
+            return data
+        from orderbridge.imports.presets import load_paging
+
+        base = load_paging(str(data["preset"]))
+        merged = base | {k: v for k, v in data.items() if k != "params"}
+        merged["params"] = {**base.get("params", {}), **(data.get("params") or {})}
+        return merged
+
     @model_validator(mode="after")
     def _style(self) -> FeedPaging:
         if self.style is None:
