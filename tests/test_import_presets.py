@@ -291,3 +291,41 @@ def test_case_files_reach_the_provider_sandbox(harness, file, settings, numbers)
 
 def run_currency(file: str) -> str:
     return "USD" if file.startswith(("shopify-created", "bigcommerce")) else "EUR"
+
+
+def test_repeated_column_groups_make_one_line_each():
+    mapping = FieldMapping.model_validate(
+        {
+            "fields": {
+                "external_order_id": "Order",
+                "total": "Total",
+                "lines.sku": "Item {n} SKU",
+                "lines.quantity": "Item {n} Qty",
+                "lines.unit_price": "Item {n} Price",
+            }
+        }
+    )
+    assert mapping.required_columns() == ["Item 1 Price", "Item 1 Qty", "Item 1 SKU", "Order", "Total"]
+    values = {"Order": "1", "Total": "35.00"}
+    for n, (sku, qty, price) in enumerate([("A", "1", "10.00"), ("B", "5", "5.00"), ("", "", "")], start=1):
+        values |= {f"Item {n} SKU": sku, f"Item {n} Qty": qty, f"Item {n} Price": price}
+    built = OrderBuilder(mapping).build([Row(line=2, values=values, order_id="1")])
+    assert built.order is not None
+    assert [(line.sku, line.quantity) for line in built.order.lines] == [("A", 1), ("B", 5)]
+    values["Item 2 Qty"] = "0"
+    [rejection] = OrderBuilder(mapping).build([Row(line=2, values=values, order_id="1")]).rejections
+    assert rejection.errors[0].field == "group 2: Item {n} Qty"
+
+
+def test_auto_encoding_reads_utf8_and_windows_1252_lines():
+    from orderbridge.imports.readers import Position, csv_rows
+
+    data = "n;name\n1;Café\n".encode() + "2;Müller\n".encode("cp1252")
+    rows = list(
+        csv_rows(
+            [data], start=Position(), header=None, order_id=lambda v: v["n"], delimiter=";", encoding="auto"
+        )
+    )
+    assert [r.values["name"] for r, _ in rows] == ["Café", "Müller"] and all(
+        r.problem is None for r, _ in rows
+    )

@@ -255,7 +255,9 @@ class FieldMapping(_Config):
     def columns(self) -> list[str]:
         """The source columns the mapping reads (CSV: each must be in the header)."""
         in_cells = self.line_cells is not None
-        named = {c for t, c in self.fields.items() if not (in_cells and is_line_target(t))}
+        named = {
+            c.replace("{n}", "1") for t, c in self.fields.items() if not (in_cells and is_line_target(t))
+        }
         named |= {f.column for f in self.skip}
         if self.line_cells is not None:
             named |= set(self.line_cells.columns)
@@ -284,7 +286,8 @@ class S3Source(_Config):
     delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
     encoding: str = Field(
         default="utf-8",
-        description="The files' text encoding: `utf-8` (a BOM is fine), `cp1252`, `latin-1`, ...",
+        description="The files' text encoding: `utf-8` (a BOM is fine), `cp1252`, `latin-1`, ..., or "
+        "`auto` (UTF-8 where it decodes, else Windows-1252, line by line)",
     )
     mapping: FieldMapping
 
@@ -292,6 +295,8 @@ class S3Source(_Config):
     def _encoding(self) -> S3Source:
         import codecs
 
+        if self.encoding == "auto":
+            return self
         try:
             codecs.lookup(self.encoding)
         except LookupError:

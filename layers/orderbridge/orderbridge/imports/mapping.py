@@ -369,6 +369,8 @@ class OrderBuilder:
         cells = self.mapping.line_cells
         if cells is not None:
             return self._cell_items(values, index, problems)
+        if any("{n}" in column for _, column in self.line_fields):
+            return self._column_groups(values, index, problems)
         path = self.mapping.lines_path
         if path is None:
             return [(values, "")]
@@ -379,6 +381,26 @@ class OrderBuilder:
             )
             return []
         return [(element, f"{path}[{k}].") for k, element in enumerate(found)]
+
+    def _column_groups(
+        self, values: Mapping[str, Any], index: int, problems: dict[int, list[FieldIssue]]
+    ) -> list[tuple[Mapping[str, Any], str]]:
+        """Repeated column groups: `Item {n} SKU`, `Item {n} Qty` for n = 1, 2, ... while the header
+        has them; a group with every column empty is no line."""
+        templates = [c for _, c in self.line_fields if "{n}" in c]
+        out: list[tuple[Mapping[str, Any], str]] = []
+        n = 1
+        while any(t.replace("{n}", str(n)) in values for t in templates):
+            group = {t: values.get(t.replace("{n}", str(n))) for t in templates}
+            if any(isinstance(v, str) and v.strip() for v in group.values()):
+                plain = {c: values.get(c) for _, c in self.line_fields if "{n}" not in c}
+                out.append((plain | group, f"group {n}: "))
+            n += 1
+        if not out:
+            problems.setdefault(index, []).append(
+                FieldIssue(field=templates[0], code="lines_missing", message="no item in any column group")
+            )
+        return out
 
     def _cell_items(
         self, values: Mapping[str, Any], index: int, problems: dict[int, list[FieldIssue]]

@@ -86,11 +86,19 @@ class _Lines:
                 self._first = False
                 if raw.startswith(_BOM):
                     raw = raw[len(_BOM) :]
+            encoding = self.encoding
+            if encoding == "auto":  # UTF-8, else the line is Windows-1252 (Excel's re-save)
+                try:
+                    text = raw.decode("utf-8")
+                    yield text
+                    continue
+                except UnicodeDecodeError:
+                    encoding = "cp1252"
             try:
-                text = raw.decode(self.encoding)
+                text = raw.decode(encoding)
             except UnicodeDecodeError:
                 self.undecodable.add(self.position.line)
-                text = raw.decode(self.encoding, errors="replace")
+                text = raw.decode(encoding, errors="replace")
             yield text
 
 
