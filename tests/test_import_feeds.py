@@ -353,3 +353,25 @@ def test_shopify_and_woocommerce_api_presets(harness, configure, servers):
             assert str(order["total"]) in ({"41.90"} if first else {"27.00"})
         again = svc.run_source(name)
         assert (again.status, again.orders_imported) == (RunStatus.COMPLETED, 0)
+
+
+def test_a_page_past_the_end_starts_the_pass_again(harness, configure, servers):
+    server = servers("woocommerce", time_field="date_modified_gmt")
+    name = f"gone-{_uid()}"
+    paging = {"preset": "woocommerce-orders-api", "style": "page", "sort": "desc", "page_size": 2}
+    paging["params"] = {"order": "desc"}
+    configure(**{name: _source(harness, server, name, f"{server.url}/wp-json/wc/v3/orders", paging)})
+    base = random.randint(10, 99) * 100_000
+    server.feed.orders += [_woo_order(base + i, f"2026-03-01T08:00:0{i}Z") for i in range(5)]
+    svc = wiring.import_service()
+    context = FakeContext(checks=10_000)
+    first = svc.run_source(
+        name,
+        deadline=svc.deadline(context.get_remaining_time_in_millis),
+        progress=lambda event: setattr(context, "left", 0),
+    )
+    assert (first.status, first.orders_imported) == (RunStatus.PARTIAL, 2)
+    del server.feed.orders[:3]  # page 2 no longer exists: the stored page is refused
+    second = svc.run_source(name)
+    assert (second.status, second.orders_imported, second.orders_skipped) == (RunStatus.COMPLETED, 0, 2)
+    assert len(take_messages(harness, name, expect=2)) == 2

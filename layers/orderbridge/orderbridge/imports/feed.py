@@ -133,7 +133,8 @@ class FeedClient:
         assert response is not None
         if response.status_code in (401, 403):
             raise FeedError(f"feed refused the credentials (HTTP {response.status_code})")
-        if cursor and response.status_code in (400, 404, 410, 422):
+        if (cursor or (page or 1) > 1) and response.status_code in (400, 404, 410, 422):
+            # an expired cursor or link, or a page number past the end (orders went away): a new pass
             raise FeedError(f"feed refused the cursor (HTTP {response.status_code})", cursor_rejected=True)
         if response.status_code != 200:
             raise FeedError(f"feed answered HTTP {response.status_code}")
