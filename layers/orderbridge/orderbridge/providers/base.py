@@ -12,7 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -206,6 +206,25 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, parsed.timestamp() - time.time())
+
+
+def catalog_price(ref: dict[str, Any], sku: str, currency: str) -> Decimal | None:
+    """The provider's own price for a SKU as the route's catalog entry states it (`price`, an amount
+    in `currency`), None when it states none. Raises RequestRejectedError(DESTINATION_MISCONFIGURED)
+    for a price that is not an amount in that currency."""
+    raw = ref.get("price")
+    if raw is None:
+        return None
+    try:
+        price = Decimal(str(raw))
+    except InvalidOperation:
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0 or not money.fits(price, currency):
+        raise RequestRejectedError(
+            "DESTINATION_MISCONFIGURED",
+            f"catalog entry for SKU {sku!r}: price {raw!r} is not an amount in {currency}",
+        )
+    return price
 
 
 def safe_json(response: requests.Response) -> Any:

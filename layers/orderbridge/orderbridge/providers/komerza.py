@@ -63,7 +63,7 @@ so that `parse_lookup` knows what it looks for.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 from uuid import UUID
@@ -92,6 +92,7 @@ from orderbridge.providers.base import (
     ProviderRequest,
     ProviderResult,
     ResultKind,
+    catalog_price,
     safe_json,
 )
 
@@ -389,7 +390,7 @@ class KomerzaProvider(Provider):
                 "DESTINATION_MISCONFIGURED",
                 f"catalog entry for SKU {line.sku!r} needs productId and variantId for komerza",
             )
-        price = _catalog_price(ref, line.sku, self._currency)
+        price = catalog_price(ref, line.sku, self._currency)
         return KzItem(productId=product_id, variantId=variant_id, quantity=line.quantity), price
 
     def parse_create(self, response: requests.Response) -> ProviderResult:
@@ -594,23 +595,6 @@ class KomerzaProvider(Provider):
                 message = f"{message or 'invalid request'} ({fields})"
         error_code = f"KOMERZA_{code}" if code else f"KOMERZA_{response.status_code}"
         return self._result(response, kind, error_code, str(message or response.reason or "no message"))
-
-
-def _catalog_price(ref: dict[str, Any], sku: str, currency: str) -> Decimal | None:
-    """Komerza's price for the variant as the route's catalog states it (`price`, store currency)."""
-    raw = ref.get("price")
-    if raw is None:
-        return None
-    try:
-        price = Decimal(str(raw))
-    except InvalidOperation:
-        price = Decimal("NaN")
-    if not price.is_finite() or price < 0 or not money.fits(price, currency):
-        raise RequestRejectedError(
-            "DESTINATION_MISCONFIGURED",
-            f"catalog entry for SKU {sku!r}: price {raw!r} is not an amount in {currency}",
-        )
-    return price
 
 
 def _exact_number(amount: Decimal) -> float:

@@ -75,7 +75,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
 import requests
@@ -99,6 +99,7 @@ from orderbridge.providers.base import (
     ProviderRequest,
     ProviderResult,
     ResultKind,
+    catalog_price,
     safe_json,
 )
 
@@ -316,7 +317,7 @@ class LanaProvider(Provider):
                     "DESTINATION_MISCONFIGURED",
                     f"catalog entry for SKU {line.sku!r} needs a variant_id for lana",
                 )
-            lana_price = _catalog_price(ref, line.sku, cart.currency)
+            lana_price = catalog_price(ref, line.sku, cart.currency)
             if line.unit_price is None or (lana_price == line.unit_price and not line.discount and not share):
                 cart.variant(str(variant_id), line.quantity, lana_price, where=f"line_items.{index}")
                 return
@@ -508,23 +509,6 @@ class _Cart:
     def total(self) -> Decimal | None:
         """What Lana will charge (the sum of its lines), None when a catalog price is unknown."""
         return money.from_minor(self._total, self.currency) if self._known else None
-
-
-def _catalog_price(ref: dict[str, Any], sku: str, currency: str) -> Decimal | None:
-    """The variant's Lana price stated in the route's catalog entry (`price`, in `currency`)."""
-    raw = ref.get("price")
-    if raw is None:
-        return None
-    try:
-        price = Decimal(str(raw))
-    except InvalidOperation:
-        price = Decimal("NaN")
-    if not price.is_finite() or price < 0 or not money.fits(price, currency):
-        raise RequestRejectedError(
-            "DESTINATION_MISCONFIGURED",
-            f"catalog entry for SKU {sku!r}: price {raw!r} is not an amount in {currency}",
-        )
-    return price
 
 
 def _discount_shares(order: CanonicalOrder) -> list[Decimal]:
