@@ -139,3 +139,27 @@ def test_country_and_currency_codes_are_upper_cased_before_the_pattern():
     assert (got.billing_address.country, got.currency) == ("GB", "EUR")
     with pytest.raises(ValidationError):
         order(billing_address=dict(billing, country="g8"))
+
+
+def test_order_state_reads_checking_while_an_order_may_exist():
+    """A storefront is never told FAILED (or PENDING) for an order that may already exist."""
+    from datetime import UTC, datetime, timedelta
+
+    from orderbridge.models.outcome import OrderState, Outcome, OutcomeStatus, order_state
+
+    now = datetime.now(UTC)
+
+    def outcome(status: OutcomeStatus, **kw: object) -> Outcome:
+        return Outcome(
+            tracking_id="ob_" + "0" * 32, destination="d", status=status, created_at=now, updated_at=now, **kw
+        )
+
+    assert order_state([outcome(OutcomeStatus.SUCCEEDED)]) is OrderState.SUCCEEDED
+    assert order_state([outcome(OutcomeStatus.NEEDS_REVIEW)]) is OrderState.CHECKING
+    assert order_state([outcome(OutcomeStatus.DEAD_LETTERED, unknown_result=True)]) is OrderState.CHECKING
+    assert order_state([outcome(OutcomeStatus.DEAD_LETTERED)]) is OrderState.FAILED
+    # its worker died mid-delivery: the lease ran out, it may have been sent
+    stale = outcome(OutcomeStatus.IN_FLIGHT, lease_until=now - timedelta(seconds=1))
+    live = outcome(OutcomeStatus.IN_FLIGHT, lease_until=now + timedelta(seconds=60))
+    assert order_state([stale]) is OrderState.CHECKING and order_state([live]) is OrderState.PENDING
+    assert order_state([outcome(OutcomeStatus.SKIPPED)]) is OrderState.SKIPPED

@@ -178,7 +178,7 @@ def test_a_signed_order_the_pipeline_cannot_take_is_recorded_not_refused(harness
 
 @pytest.mark.parametrize(
     ("name", "code"),
-    [("test-notification-discount.json", "CANCELLED")],
+    [("test-notification-discount.json", "TEST_ORDER")],
 )
 def test_shopifys_test_notification_is_recorded_and_not_sent(harness, name, code):
     payload = case(name) | {"id": int(uuid.uuid4().int % 10**12)}
@@ -187,6 +187,19 @@ def test_shopifys_test_notification_is_recorded_and_not_sent(harness, name, code
     assert r.status_code == 202 and r.json()["status"] == "SKIPPED" and r.json()["error"]["code"] == code
     [recorded] = harness.outcomes(r.json()["tracking_id"])
     assert recorded.status is OutcomeStatus.SKIPPED
+    assert harness.orders_with_reference(r.json()["tracking_id"]) == []
+
+
+def test_a_cancelled_live_order_is_recorded_cancelled_and_not_sent(harness):
+    payload = case("order-usd-tax.json") | {
+        "id": int(uuid.uuid4().int % 10**12),
+        "cancelled_at": "2026-11-30T10:00:00+00:00",
+        "cancel_reason": "customer",
+    }
+    body = json.dumps(payload).encode()
+    r = harness.post(HOOK, body, signed(body))
+    assert r.json()["status"] == "SKIPPED" and r.json()["error"]["code"] == "CANCELLED"
+    harness.drain()
     assert harness.orders_with_reference(r.json()["tracking_id"]) == []
 
 

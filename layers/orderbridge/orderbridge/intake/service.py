@@ -276,9 +276,10 @@ class IntakeService:
         except IntakeRejectedError as exc:
             return self._record_refused(identity, source, ext, exc)
         skip = preset.skip_reason(payload)
-        if order.test and not skip:
-            if hook.test_orders == "skip":
-                skip = ("TEST_ORDER", "the source marked it a test order (test_orders: skip)")
+        if order.test:  # the source's test-order setting decides first (a test notification is
+            if hook.test_orders == "skip":  # also cancelled: it is recorded as the test it is)
+                reason = "the source marked it a test order (test_orders: skip)"
+                skip = ("TEST_ORDER", reason + (f"; also: {skip[1]}" if skip else ""))
             elif hook.test_route:
                 route = hook.test_route
         if skip:

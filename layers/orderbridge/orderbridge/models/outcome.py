@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,8 +63,12 @@ def order_state(outcomes: list[Outcome]) -> OrderState:
         return OrderState.SUCCEEDED
     if outcomes and all(o.status is OutcomeStatus.SKIPPED for o in outcomes):
         return OrderState.SKIPPED
+    now = datetime.now(UTC)
     if any(
-        o.status is OutcomeStatus.NEEDS_REVIEW or (o.unknown_result and o.status in _MAY_EXIST)
+        o.status is OutcomeStatus.NEEDS_REVIEW
+        or (o.unknown_result and o.status in _MAY_EXIST)
+        # its worker stopped mid-delivery (the lease ran out): it may have been sent
+        or (o.status is OutcomeStatus.IN_FLIGHT and o.lease_until is not None and o.lease_until < now)
         for o in outcomes
     ):
         return OrderState.CHECKING
