@@ -13,9 +13,15 @@ import time
 from typing import Any
 
 import pytest
+import requests
 from pydantic import ValidationError
 
-from orderbridge.exceptions import ConfigurationError, IntakeRejectedError, SignatureError
+from orderbridge.exceptions import (
+    ConfigurationError,
+    IntakeRejectedError,
+    IntakeUnavailableError,
+    SignatureError,
+)
 from orderbridge.identity import OrderIdentity, TrackingIds
 from orderbridge.intake.service import IntakeService
 from orderbridge.intake.signatures import (
@@ -481,6 +487,158 @@ def test_configuration_refuses_settings_of_another_scheme(hook, needle):
 def test_every_registered_source_has_a_settings_model_tagged_with_its_scheme():
     for scheme, cls in SOURCES.items():
         assert cls.settings_model.model_fields["scheme"].annotation.__args__ == (scheme,)
+
+
+# --- BigCommerce: a header we set on the webhook, then the order fetched from the store's API ---
+
+BC_SECRET = "bc-webhook-header-value"
+BC_STORE = "demo123"  # config/sandboxes.json: its token is orderbridge/providers/bigcommerce-demo's
+
+
+def _bc_service(harness: Any) -> IntakeService:
+    hooks = {
+        "bc-shop": {
+            "scheme": "bigcommerce",
+            "route": "default",
+            "secret_id": "orderbridge/webhooks/bc-shop",
+            "store_hash": BC_STORE,
+            "api_secret_id": "orderbridge/providers/bigcommerce-demo",  # read from moto's server
+            "api_base_url": f"{harness.sandbox}/bigcommerce",
+        }
+    }
+    return _service(hooks, {"orderbridge/webhooks/bc-shop": ["old-value", BC_SECRET]})
+
+
+def _bc_sandbox_order(harness: Any) -> int:
+    """An order placed in the sandbox store through its v2 API, as a buyer's checkout would."""
+    address = {
+        "first_name": "Zoë",
+        "last_name": "Doe",
+        "street_1": "12 Hauptstraße",
+        "city": "Köln",
+        "state": "Nordrhein-Westfalen",
+        "zip": "50667",
+        "country": "Germany",
+        "country_iso2": "DE",
+        "email": "zoe@example.com",
+    }
+    body = {
+        "billing_address": address,
+        "shipping_addresses": [address],
+        "products": [
+            {"name": "Mug", "sku": "MUG-1", "quantity": 2, "price_ex_tax": 10, "price_inc_tax": 11.9}
+        ],
+        "shipping_cost_ex_tax": "5.00",
+        "shipping_cost_inc_tax": "5.95",
+        "discount_amount": "1.50",
+        "default_currency_code": "EUR",
+        "external_order_id": f"bc-webhook-{time.time_ns()}",
+    }
+    r = requests.post(
+        f"{harness.sandbox}/bigcommerce/stores/{BC_STORE}/v2/orders",
+        json=body,
+        headers={"X-Auth-Token": "local-bigcommerce-token", "Accept": "application/json"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def _bc_delivery(order_id: int, token: str = BC_SECRET) -> tuple[bytes, dict[str, str]]:
+    body = {
+        "scope": "store/order/created",
+        "store_id": "1001234",
+        "data": {"type": "order", "id": order_id},
+        "hash": hashlib.sha1(str(order_id).encode()).hexdigest(),
+        "created_at": int(time.time()),
+        "producer": f"stores/{BC_STORE}",
+    }
+    headers = {"Content-Type": "application/json", "X-Orderbridge-Webhook-Token": token}
+    return json.dumps(body).encode(), headers
+
+
+def test_bigcommerce_webhook_fetches_the_order_maps_it_exactly_and_queues_it_once(harness):
+    service = _bc_service(harness)
+    order_id = _bc_sandbox_order(harness)
+    body, headers = _bc_delivery(order_id)
+    first = service.receive_webhook(source="bc-shop", headers=headers, body=body)
+    again = service.receive_webhook(source="bc-shop", headers=headers, body=body)
+    assert first is not None and again is not None
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert (
+        first.tracking_id
+        == again.tracking_id
+        == service.ids.tracking_id(
+            OrderIdentity.of(shop=BC_STORE, source="bc-shop", external_order_id=str(order_id))
+        )
+    )
+    [sent] = service.sqs.sent
+    event = json.loads(sent)
+    assert event["shop"] == BC_STORE
+    order = CanonicalOrder.model_validate(event["order"])
+    assert order.external_order_id == str(order_id) and order.currency == "EUR"
+    assert [(li.sku, li.quantity, str(li.unit_price), str(li.tax)) for li in order.lines] == [
+        ("MUG-1", 2, "10.00", "3.80")
+    ]
+    assert (str(order.order_discount), str(order.shipping_total), str(order.shipping_tax)) == (
+        "1.50",
+        "5.00",
+        "0.95",
+    )
+    assert (
+        (str(order.total_tax), str(order.total))
+        == ("4.75", "28.25")
+        == (
+            str(order.tax()),
+            str(order.computed_total()),
+        )
+    )
+    assert order.buyer.first_name == "Zoë" and order.shipping_address.city == "Köln"
+    assert order.billing_address.country == "DE"
+
+
+def test_bigcommerce_wrong_or_missing_header_is_401_and_fetches_nothing(harness, monkeypatch):
+    from orderbridge.sources import bigcommerce
+
+    monkeypatch.setattr(bigcommerce.BigCommerceSource, "_fetch", lambda *a: pytest.fail("fetched"))
+    service = _bc_service(harness)
+    body, headers = _bc_delivery(1)
+    for sent, code in (
+        (headers | {"X-Orderbridge-Webhook-Token": "wrong"}, "SIGNATURE_INVALID"),
+        ({"Content-Type": "application/json"}, "SIGNATURE_MISSING"),
+    ):
+        with pytest.raises(IntakeRejectedError) as err:
+            service.receive_webhook(source="bc-shop", headers=sent, body=body)
+        assert (err.value.status, err.value.code) == (401, code)
+    assert service.sqs.sent == []
+
+
+def test_bigcommerce_fetch_failure_is_retryable_503_and_the_retry_succeeds(harness, caplog):
+    service = _bc_service(harness)
+    order_id = _bc_sandbox_order(harness)
+    body, headers = _bc_delivery(order_id)
+    harness.fault("bigcommerce", "error_500", count=1, scope="all")
+    with caplog.at_level(logging.DEBUG), pytest.raises(IntakeUnavailableError):  # the intake's 503
+        service.receive_webhook(source="bc-shop", headers=headers, body=body)
+    assert service.sqs.sent == [] and service.outcomes.log == []
+    assert "local-bigcommerce-token" not in caplog.text
+    retried = service.receive_webhook(source="bc-shop", headers=headers, body=body)
+    assert retried is not None and not retried.duplicate and retried.status != "FAILED"
+    assert len(service.sqs.sent) == 1
+    unknown, h = _bc_delivery(order_id + 10_000)  # not there (yet): BigCommerce retries, we answer 503
+    with pytest.raises(IntakeUnavailableError):
+        service.receive_webhook(source="bc-shop", headers=h, body=unknown)
+
+
+def test_bigcommerce_signed_delivery_of_another_store_is_recorded_failed_not_refused(harness):
+    service = _bc_service(harness)
+    body, headers = _bc_delivery(1)
+    other = json.dumps(json.loads(body) | {"producer": "stores/someoneelse"}).encode()
+    accepted = service.receive_webhook(source="bc-shop", headers=headers, body=other)
+    assert accepted is not None and accepted.status == "FAILED"
+    assert [kind for kind, _ in service.outcomes.log] == ["rejected"] and service.sqs.sent == []
+    ignored = json.dumps(json.loads(body) | {"scope": "store/order/updated"}).encode()
+    assert service.receive_webhook(source="bc-shop", headers=headers, body=ignored) is None
 
 
 # --- queue events wrapped by SNS or EventBridge (the dispatcher) --------------------------------

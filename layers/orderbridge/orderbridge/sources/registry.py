@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orderbridge.sources.base import Source
+from orderbridge.sources.bigcommerce import BigCommerceSource
 from orderbridge.sources.hmac import HmacSource
 from orderbridge.sources.shopify import ShopifySource
 from orderbridge.sources.standard import StandardSource
@@ -19,6 +20,7 @@ SOURCES: dict[str, type[Source]] = {
         StandardSource,
         StripeSource,
         HmacSource,
+        BigCommerceSource,
     )
 }
 
