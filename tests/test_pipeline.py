@@ -353,7 +353,6 @@ def test_permanent_failure_is_parked_and_can_be_retried_after_a_fix(harness):
     config["routes"]["default"]["destinations"][0]["catalog"]["NEW-SKU-1"] = {"product_id": 112}
     harness.system.upload_config(config)
     try:
-        time.sleep(1.1)  # the configuration cache lives 1 s in the local run
         from orderbridge import wiring
 
         assert wiring.outcome_store().reopen(tracking_id=tracking_id, note="catalog fixed") == ["bc-demo"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -398,8 +397,7 @@ def new_shop_order_id() -> int:
 
 def reconfigure(harness, config: dict[str, Any] | None = None) -> None:
     """Upload a configuration (default: config/local.json) and let the functions' cache expire."""
-    harness.system.upload_config(config)
-    time.sleep(1.5)  # the functions cache it for CONFIG_MAX_AGE_SECONDS (1 s locally)
+    harness.system.upload_config(config)  # the functions of this process read it on their next call
 
 
 @contextmanager
@@ -615,12 +613,14 @@ def test_unknown_result_on_the_last_try_is_never_failed(harness, request):
     [o] = harness.outcomes(tracking_id)
     assert checking == "CHECKING" and o.status is OutcomeStatus.SUCCEEDED
     assert len(bc_orders(harness, tracking_id)) == 1
+    TRACKED.add(tracking_id)
     assert body not in [m["Body"] for m in harness.take_dead_letters()]
     observe(
         request,
         "unknown result on the last try (500, 500, then created after the timeout)",
         "CHECKING while looked for, never FAILED: 1 order, SUCCEEDED",
-        f"status while checking: {checking}; {summary(harness, tracking_id)}",
+        # no attempt count: how many lookups the window takes depends on the machine's pace
+        f"status while checking: {checking}; {len(bc_orders(harness, tracking_id))} order, {o.status.value}",
     )
 
 
@@ -819,7 +819,7 @@ def test_dispatcher_killed_after_the_provider_answered(run, request):
         request,
         "dispatcher SIGKILLed after the provider answered, before the outcome was written",
         "lease runs out, the lookup finds it: 1 order, SUCCEEDED",
-        f"{len(orders)} order, {outcome.status.value}, {outcome.attempts} attempt(s)",
+        f"{len(orders)} order, {outcome.status.value}",  # attempts depend on when the lease ran out
     )
 
 

@@ -6,18 +6,16 @@ test notification is recorded and not sent."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orderbridge.intake.signatures import sign_shopify
 from orderbridge.models.outcome import OutcomeStatus
+from tests.factories import shared_case
 
-CASES = Path(__file__).resolve().parents[2] / "shared" / "cases" / "shopify"
 SHOPIFY_SECRET = "shpss_local_demo_secret"
 SKUS = {  # the cases' SKUs, mapped to products of each sandbox's demo catalog
     "bc-demo": {
@@ -50,15 +48,13 @@ def all_providers(harness):
         destinations.append({"destination": destination, "catalog": catalog})
     config["routes"]["all"] = {"destinations": destinations}
     config["webhooks"]["shopify-demo"]["route"] = "all"
-    harness.system.upload_config(config)
-    time.sleep(1.5)  # the functions cache the configuration for 1 s locally
+    harness.system.upload_config(config)  # the functions of this process read it on their next call
     yield
     harness.system.upload_config()
-    time.sleep(1.5)
 
 
 def deliver(harness, name: str) -> tuple[str, dict[str, Any]]:
-    payload = json.loads((CASES / name).read_text())
+    payload = json.loads(shared_case("shopify", name).read_text())
     payload["id"] = int(uuid.uuid4().int % 10**12)  # a fresh order each run
     body = json.dumps(payload).encode()
     headers = {

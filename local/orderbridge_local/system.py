@@ -335,8 +335,12 @@ class LocalSystem:
         return serve(config, port=self.settings.sandbox_port)
 
     def upload_config(self, document: dict[str, Any] | None = None) -> None:
-        """Put the configuration document (default `config/local.json`) where the functions read it."""
+        """Put the configuration document (default `config/local.json`) where the functions read it.
+
+        The functions of this process read it on their next call (their caches are told), so a
+        test or a demo need not wait out `CONFIG_MAX_AGE_SECONDS`."""
         from orderbridge import clients, constants
+        from orderbridge.config import ConfigStore
 
         feed_url = self.feed.url if self.feed is not None else None
         text = render_config(self.root, sandbox_url=self.sandbox.url, feed_url=feed_url, document=document)
@@ -345,6 +349,7 @@ class LocalSystem:
             Key=os.environ.get(constants.CONFIG_KEY_ENV, constants.CONFIG_KEY_DEFAULT),
             Body=text.encode(),
         )
+        ConfigStore.refresh_all()
 
     def _importer_environment(self) -> dict[str, str]:
         """ImporterFunction's own variables (template.yaml), resolved to the local resources."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import weakref
+from typing import Any, ClassVar
 
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 
@@ -39,13 +40,28 @@ class ConfigStore:
     good document yet, `load` raises ConfigurationError listing the problems.
     """
 
+    #: Every store of this process, so a local run that has just uploaded a document can tell them
+    #: (`ConfigStore.refresh_all`); on AWS a change is picked up when `max_age` runs out.
+    _instances: ClassVar[weakref.WeakSet[ConfigStore]] = weakref.WeakSet()
+
     def __init__(self, *, bucket: str, key: str, max_age: int = 60, s3_client: Any = None) -> None:
+        ConfigStore._instances.add(self)
         self._provider = S3ConfigProvider(bucket=bucket, s3_client=s3_client)
         self._key = key
         self._max_age = max_age
         self._raw: str | None = None
         self._parsed: OrderbridgeConfig | None = None
         self._refused: tuple[str, InvalidConfigurationError] | None = None
+
+    def refresh(self) -> None:
+        """Forget the cached document: the next `load` reads it again."""
+        self._provider.clear_cache()
+
+    @classmethod
+    def refresh_all(cls) -> None:
+        """Every store of this process reads the document again on its next `load`."""
+        for store in list(cls._instances):
+            store.refresh()
 
     def load(self) -> OrderbridgeConfig:
         try:
