@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 from orderbridge.identity import OrderIdentity
@@ -37,6 +39,31 @@ ORDER: dict[str, Any] = {
 }
 
 CATALOG = {"TEE-BLUE-M": {"product_id": 111, "variant_id": 77}, "MUG-001": {"product_id": 112}}
+
+
+#: The project's shared cases (real payloads and exports), laid beside the checkout: CI lays
+#: `shared/` there; a developer's clone may not have it.
+SHARED_CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
+SHOPIFY_CASES = (
+    "order-usd-tax.json",
+    "order-hk-null-zip.json",
+    "order-phone-only-buyer.json",
+    "test-notification-discount.json",
+)
+
+
+def shared_case(*parts: str) -> Path:
+    """A file of the shared cases. Missing: the test is skipped with the reason, except under CI
+    (`CI` set), where the cases must be there and a missing one fails the test."""
+    import pytest
+
+    path = SHARED_CASES.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is missing: the shared cases lie beside the checkout (CI lays them there)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def new_tracking_id() -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +15,8 @@ from orderbridge.imports.config import FieldMapping, ValueFormats
 from orderbridge.imports.mapping import OrderBuilder, Row, TransformError, split_name, transform
 from orderbridge.imports.summary import RunStatus
 from orderbridge.models.outcome import OutcomeStatus
+from tests.factories import shared_case
 from tests.test_imports import service, take_messages
-
-CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases" / "imports"
-if not CASES.is_dir():
-    CASES = Path("/work/shared/cases/imports")
 
 
 def _uid() -> str:
@@ -88,7 +84,7 @@ FILES = [
 def test_each_case_file_through_its_preset(harness, configure, file, settings, expected, orders):
     name = f"case-{_uid()}"
     configure(**{name: {"kind": "s3", "route": "default", "prefix": f"tests/{name}/"} | settings})
-    body = (CASES / file).read_bytes()
+    body = shared_case("imports", file).read_bytes()
     clients.client("s3").put_object(
         Bucket=harness.system.import_bucket, Key=f"tests/{name}/{file}", Body=body
     )
@@ -141,7 +137,7 @@ def test_a_total_that_does_not_add_up_is_a_row_rejection(harness, configure):
             }
         }
     )
-    body = (CASES / "shopify-discount.csv").read_text().replace(",2180.00,", ",2700.00,")
+    body = shared_case("imports", "shopify-discount.csv").read_text().replace(",2180.00,", ",2700.00,")
     clients.client("s3").put_object(
         Bucket=harness.system.import_bucket, Key=f"tests/{name}/x.csv", Body=body.encode()
     )
@@ -267,7 +263,7 @@ def test_case_files_reach_the_provider_sandbox(harness, file, settings, numbers)
     config["imports"][name] = {"kind": "s3", "route": "cases", "prefix": f"tests/{name}/"} | settings
     harness.system.upload_config(config)
     try:
-        body = (CASES / file).read_bytes()
+        body = shared_case("imports", file).read_bytes()
         clients.client("s3").put_object(
             Bucket=harness.system.import_bucket, Key=f"tests/{name}/{file}", Body=body
         )

@@ -1,6 +1,6 @@
 """BigCommerce receives the order the buyer placed, exactly: currency and total, over real HTTP.
 
-Every shared Shopify case (/work/shared/cases/shopify, or `cases/shopify` beside the repository)
+Every shared Shopify case (`../shared/cases/shopify`, beside the checkout)
 goes through the canonical order and the adapter to the BigCommerce sandbox; the sandbox's total
 (computed by BigCommerce's rule) and currency must be the source's `total_price` and `currency`.
 Property tests do the same for generated orders in JPY (0 decimals), USD (2) and KWD (3), with
@@ -30,12 +30,10 @@ from orderbridge.providers.bigcommerce import BigCommerceProvider, bigcommerce_t
 from orderbridge_sandboxes import SandboxConfig, SandboxServer, serve
 from orderbridge_sandboxes.bigcommerce import BigCommerceAccount, validate_order
 from tests.contract import bigcommerce_order_post_errors
-from tests.factories import new_tracking_id
+from tests.factories import SHOPIFY_CASES, new_tracking_id, shared_case
 
 ROOT = Path(__file__).resolve().parents[1]
-CASE_DIRS = [ROOT.parent / "shared" / "cases" / "shopify", ROOT / "cases" / "shopify"]
-CASES_DIR = next((d for d in CASE_DIRS if d.is_dir()), CASE_DIRS[0])
-CASES = sorted(p.name for p in CASES_DIR.glob("*.json")) if CASES_DIR.is_dir() else []
+CASES = sorted(SHOPIFY_CASES)
 
 STORE = "moneystore"
 TOKEN = "money-token"
@@ -213,10 +211,9 @@ def canonical_from_case(payload: dict[str, Any]) -> CanonicalOrder:
 
 
 def _case(name: str) -> dict[str, Any]:
-    return json.loads((CASES_DIR / name).read_bytes())
+    return json.loads(shared_case("shopify", name).read_bytes())
 
 
-@pytest.mark.skipif(not CASES, reason=f"no Shopify cases in {CASES_DIR}")
 @pytest.mark.parametrize("name", CASES)
 def test_every_shopify_case_arrives_with_its_currency_and_total(server, name):
     payload = _case(name)
@@ -224,7 +221,6 @@ def test_every_shopify_case_arrives_with_its_currency_and_total(server, name):
     assert charged(created) == (payload["currency"], Decimal(payload["total_price"]))
 
 
-@pytest.mark.skipif(not CASES, reason=f"no Shopify cases in {CASES_DIR}")
 @pytest.mark.parametrize("name", CASES)
 def test_every_shopify_case_through_the_shopify_mapper(server, name):
     from orderbridge.intake.mapping import from_shopify
@@ -237,7 +233,6 @@ def test_every_shopify_case_through_the_shopify_mapper(server, name):
     assert charged(created) == (payload["currency"], Decimal(payload["total_price"]))
 
 
-@pytest.mark.skipif("order-usd-tax.json" not in CASES, reason="case missing")
 def test_paid_below_the_catalog_price_arrives_as_paid(server):
     created = send(server, canonical_from_case(_case("order-usd-tax.json")))
     assert charged(created) == ("USD", Decimal("409.94"))
@@ -250,13 +245,11 @@ def test_paid_below_the_catalog_price_arrives_as_paid(server):
     assert {Decimal(p["price_ex_tax"]) for p in products} == {Decimal("199.00")}  # not 499.00
 
 
-@pytest.mark.skipif("order-hk-null-zip.json" not in CASES, reason="case missing")
 def test_hong_kong_without_a_zip_is_taken(server):
     created = send(server, canonical_from_case(_case("order-hk-null-zip.json")))
     assert created["billing_address"]["country_iso2"] == "HK" and created["billing_address"]["zip"] == ""
 
 
-@pytest.mark.skipif("test-notification-discount.json" not in CASES, reason="case missing")
 def test_403_after_a_5_discount_totals_403(server):
     created = send(server, canonical_from_case(_case("test-notification-discount.json")))
     assert charged(created) == ("USD", Decimal("403.00"))

@@ -1,8 +1,8 @@
 """Money through Komerza, Lana and Threekit: the provider receives the order the buyer placed, or the
 delivery fails with a code that says why.
 
-(a) Every real Shopify case in /work/shared/cases/shopify/ (copied into CASES below when that
-    directory is absent) goes through each adapter and its sandbox over HTTP: Lana's and Komerza's
+(a) Every real Shopify case in ../shared/cases/shopify/ (beside the checkout; skipped
+    when absent, failed under CI) goes through each adapter and its sandbox over HTTP: Lana's and Komerza's
     total equals the source's `total_price` to the minor unit, in its currency; Threekit's order
     metadata carries the source's total and currency; or the adapter refuses with a precise code.
 (b) Hypothesis: generated orders in JPY, USD and KWD (line and order discounts, tax inclusive and
@@ -17,7 +17,6 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,15 +37,9 @@ from orderbridge_sandboxes import SandboxConfig, SandboxServer, serve
 from orderbridge_sandboxes import komerza as kz_sandbox
 from orderbridge_sandboxes import lana as ln_sandbox
 from orderbridge_sandboxes import threekit as tk_sandbox
-from tests.factories import new_tracking_id
+from tests.factories import SHOPIFY_CASES, new_tracking_id, shared_case
 
-CASES_DIR = Path(os.environ.get("ORDERBRIDGE_SHOPIFY_CASES", "/work/shared/cases/shopify"))
-CASE_FILES = (
-    "order-usd-tax.json",
-    "order-hk-null-zip.json",
-    "order-phone-only-buyer.json",
-    "test-notification-discount.json",
-)
+CASE_FILES = SHOPIFY_CASES
 
 # --- accounts: one sandbox server with the three providers --------------------------------------
 
@@ -241,10 +234,7 @@ def order_from_case(payload: dict[str, Any]) -> CanonicalOrder:
 
 
 def _load_case(name: str) -> dict[str, Any]:
-    path = CASES_DIR / name
-    if not path.exists():
-        pytest.skip(f"{path} is not here (set ORDERBRIDGE_SHOPIFY_CASES)")
-    return json.loads(path.read_bytes())
+    return json.loads(shared_case("shopify", name).read_bytes())
 
 
 # What each provider must hold for each case: (currency, total) or the refusal's code.

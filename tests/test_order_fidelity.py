@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import uuid
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,14 +19,14 @@ from orderbridge.models.event import OrderEvent
 from orderbridge.models.order import CanonicalOrder
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge.payloads import EventCodec, PayloadError
+from tests.factories import shared_case
 
-CASES = Path(__file__).resolve().parents[2] / "shared" / "cases" / "shopify"
 SHOPIFY_SECRET = "shpss_local_demo_secret"
 HOOK = "/webhooks/shopify-demo"
 
 
 def case(name: str) -> dict[str, Any]:
-    return json.loads((CASES / name).read_text())
+    return json.loads(shared_case("shopify", name).read_text())
 
 
 def signed(body: bytes, topic: str | None = "orders/create") -> dict[str, str]:
