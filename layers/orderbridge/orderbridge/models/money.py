@@ -9,8 +9,6 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import cache
 
-from iso4217 import Currency
-
 
 class UnknownCurrencyError(ValueError):
     """Not an active ISO 4217 currency code."""
@@ -20,6 +18,8 @@ class UnknownCurrencyError(ValueError):
 def minor_units(currency: str) -> int:
     """Decimals of `currency` (ISO 4217 exponent): JPY 0, USD 2, KWD 3. Raises UnknownCurrencyError;
     currencies without minor units in the table (XAU, XXX) count as 0."""
+    from iso4217 import Currency  # its table loads on first use, not at every function's cold start
+
     try:
         exponent = Currency(currency.upper()).exponent
     except (ValueError, KeyError):
