@@ -30,18 +30,18 @@ import boto3
 
 from orderbridge_local.killpoints import KILL_AT_ENV
 from orderbridge_local.system import (
-    PREFIX,
     ROOT,
     Settings,
     aws_environment,
     free_port,
+    provision,
     python_module_argv,
     render_config,
     settings_environment,
     start_moto_process,
     wait_for_port,
 )
-from orderbridge_local.template_resources import LocalResources, create_resources, load_template
+from orderbridge_local.template_resources import LocalResources
 
 SERVICES = ("dynamodb", "sqs", "s3", "secretsmanager")
 IMPORT_SAMPLES = {
@@ -144,22 +144,7 @@ class ProcessRun:
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
         )
         self._clients = {name: session.client(name, endpoint_url=self.moto_url) for name in SERVICES}  # type: ignore[call-overload]
-        secrets = {
-            k: v
-            for k, v in json.loads((self.root / "config" / "local-secrets.json").read_text()).items()
-            if not k.startswith("_")
-        }
-        overrides = {"MaxReceiveCount": str(s.max_receive_count)} if s.max_receive_count else {}
-        self.resources = create_resources(
-            template=load_template(self.root / "template.yaml"),
-            prefix=PREFIX,
-            dynamodb=self.client("dynamodb"),
-            sqs=self.client("sqs"),
-            s3=self.client("s3"),
-            secretsmanager=self.client("secretsmanager"),
-            secret_values={k: json.dumps(v) for k, v in secrets.items()},
-            parameter_overrides=overrides,
-        )
+        self.resources, _ = provision(self.root, client=self.client, max_receive_count=s.max_receive_count)
         if s.visibility_timeout is not None:
             self.client("sqs").set_queue_attributes(
                 QueueUrl=self.queue_url, Attributes={"VisibilityTimeout": str(s.visibility_timeout)}

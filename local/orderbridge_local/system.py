@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -178,6 +179,40 @@ def check_local_files(root: Path = ROOT) -> list[str]:
     return problems
 
 
+def provision(
+    root: Path, *, client: Callable[[str], Any], max_receive_count: int | None = None
+) -> tuple[LocalResources, dict[str, Any]]:
+    """The template's resources on moto (`client(service)` gives its boto3 clients) with the
+    values of config/local-secrets.json; a secret there that the template does not declare is
+    created too, so one added there is never ignored. Returns the resources and the secrets."""
+    secrets = {
+        k: v
+        for k, v in json.loads((root / "config" / "local-secrets.json").read_text()).items()
+        if not k.startswith("_")
+    }
+    resources = create_resources(
+        template=load_template(root / "template.yaml"),
+        prefix=PREFIX,
+        dynamodb=client("dynamodb"),
+        sqs=client("sqs"),
+        s3=client("s3"),
+        secretsmanager=client("secretsmanager"),
+        secret_values={k: json.dumps(v) for k, v in secrets.items()},
+        parameter_overrides={"MaxReceiveCount": str(max_receive_count)} if max_receive_count else {},
+    )
+    secretsmanager = client("secretsmanager")
+    declared = set(resources.secrets.values())
+    for name, value in secrets.items():
+        if name in declared:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        try:
+            secretsmanager.create_secret(Name=name, SecretString=text)
+        except secretsmanager.exceptions.ResourceExistsException:
+            secretsmanager.put_secret_value(SecretId=name, SecretString=text)
+    return resources, secrets
+
+
 def load_function(name: str, root: Path = ROOT) -> ModuleType:
     """Import `functions/<name>/app.py` as Lambda would, under a unique module name."""
     path = root / "functions" / name / "app.py"
@@ -244,23 +279,9 @@ class LocalSystem:
         from orderbridge import clients
 
         self.sandbox = self._start_sandboxes()
-        self.secrets = {
-            k: v
-            for k, v in json.loads((self.root / "config" / "local-secrets.json").read_text()).items()
-            if not k.startswith("_")
-        }
-        overrides = {"MaxReceiveCount": str(s.max_receive_count)} if s.max_receive_count else {}
-        self.resources = create_resources(
-            template=load_template(self.root / "template.yaml"),
-            prefix=PREFIX,
-            dynamodb=clients.client("dynamodb"),
-            sqs=clients.client("sqs"),
-            s3=clients.client("s3"),
-            secretsmanager=clients.client("secretsmanager"),
-            secret_values={k: json.dumps(v) for k, v in self.secrets.items()},
-            parameter_overrides=overrides,
+        self.resources, self.secrets = provision(
+            self.root, client=clients.client, max_receive_count=s.max_receive_count
         )
-        self._create_local_only_secrets(clients.client("secretsmanager"))
         env = self.resources.environment()
         os.environ.update(env)
         os.environ.update(self._importer_environment())
@@ -313,20 +334,6 @@ class LocalSystem:
         self.stop()
 
     # --- pieces ----------------------------------------------------------------------------------
-
-    def _create_local_only_secrets(self, secretsmanager: Any) -> None:
-        """Secrets in local-secrets.json that template.yaml does not declare: created too (the
-        template's are created by `create_resources`), so a secret added there is never ignored."""
-        assert self.resources is not None
-        declared = set(self.resources.secrets.values())
-        for name, value in self.secrets.items():
-            if name in declared:
-                continue
-            text = value if isinstance(value, str) else json.dumps(value)
-            try:
-                secretsmanager.create_secret(Name=name, SecretString=text)
-            except secretsmanager.exceptions.ResourceExistsException:
-                secretsmanager.put_secret_value(SecretId=name, SecretString=text)
 
     def _start_sandboxes(self) -> Any:
         from orderbridge_sandboxes import load_config, serve
