@@ -130,5 +130,10 @@ def test_zz_print_the_table():
     """`pytest tests/test_shopify_cases.py -s` prints what each provider received."""
     if not RESULTS:
         pytest.skip("run the whole file")
+    # every case has a row, and each row names all four providers (or says none was sent to)
+    assert set(RESULTS) == {*EXPECTED, "test-notification-discount.json"}
+    assert all(
+        set(row) in ({"bigcommerce", "lana", "komerza", "threekit"}, {"all"}) for row in RESULTS.values()
+    )
     for name, row in sorted(RESULTS.items()):
         print(f"{name}: " + "; ".join(f"{p}: {v}" for p, v in sorted(row.items())))
