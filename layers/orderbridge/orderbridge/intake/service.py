@@ -604,8 +604,7 @@ class IntakeService:
         except CredentialsError:
             logger.exception("webhook signing secret unavailable")
             raise
-        secrets = value.get("secrets") or [value.get("secret") or value.get("token")]
-        return [str(s) for s in secrets if s]
+        return signatures.signing_keys(value)
 
     def _check_size(self, body: bytes, limit: int | None = None) -> None:
         limit = limit or self.max_body_bytes

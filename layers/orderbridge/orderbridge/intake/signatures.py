@@ -16,6 +16,14 @@ class SecretFormatError(ValueError):
     """A configured signing secret cannot be used: our configuration error (503), not a 401."""
 
 
+def signing_keys(secret: Mapping[str, object]) -> list[str]:
+    """The signing keys in a webhook source's secret, as read by the intake: `{"secrets": [...]}`
+    (two while rotating), else `{"secret": ...}` or `{"token": ...}` (a plain-string secret reads
+    as `{"token": ...}`). Empty entries are dropped; no key at all is an empty list."""
+    found = secret.get("secrets") or [secret.get("secret") or secret.get("token")]
+    return [str(s) for s in found if s] if isinstance(found, list) else [str(found)]
+
+
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
