@@ -15,6 +15,9 @@ from orderbridge.models.config import PLACEHOLDER, OrderbridgeConfig, placeholde
 #: The placeholders the local run fills in (`orderbridge_local.system.render_config`), with a
 #: stand-in of the same kind used while checking.
 LOCAL_PLACEHOLDERS = {"SANDBOX_URL": "http://127.0.0.1:4010"}
+#: A store setup file's block for the local run only (secrets, sandbox accounts:
+#: `orderbridge_local.setup`); the local run leaves it out of the upload, so the functions never see it.
+LOCAL_BLOCK = "local"
 
 
 def _fill(value: Any) -> Any:
@@ -64,7 +67,9 @@ def validate_document(document: str | bytes | dict[str, Any], *, local: bool = F
     if not isinstance(data, dict):
         raise InvalidConfigurationError([f"the document must be a JSON object, not {type(data).__name__}"])
     problems: list[str] = []
-    if not local:
+    if local:  # the local run's own block (LOCAL_BLOCK) is never uploaded
+        data = {k: v for k, v in data.items() if k != LOCAL_BLOCK}
+    else:
         problems += [
             f"{where} left in the document: only the local run fills in placeholders; write the value for AWS"
             for where in placeholders(data)
