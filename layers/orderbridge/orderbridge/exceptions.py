@@ -17,6 +17,18 @@ class UnknownProviderError(ConfigurationError):
     """A destination names a provider that no adapter is registered for."""
 
 
+class SettingsError(OrderbridgeError):
+    """A function's environment variable is missing or bad (`orderbridge.settings`): the function
+    cannot start. `problems` has one line per variable, `NAME='value': what is wrong`; the message
+    joins them. No variable holds a secret (only secret ids)."""
+
+    code = "INVALID_ENVIRONMENT"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 class CredentialsError(OrderbridgeError):
     """Credentials for a destination could not be loaded (missing secret, bad JSON, service down)."""
 
