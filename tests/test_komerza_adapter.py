@@ -225,8 +225,9 @@ def test_affiliate_code_256_passes_257_is_refused():
 
 def test_gateway_256_passes_257_is_refused():
     assert _build(_delivery(settings={**SETTINGS, "gateway": "g" * 256})).json["gateway"] == "g" * 256
+    # the destination's gateway: its settings model refuses it (the configuration check does too)
     err = _rejected(_delivery(settings={**SETTINGS, "gateway": "g" * 257}))
-    assert err.code == "PROVIDER_LIMIT" and "gateway" in err.message
+    assert err.code == "DESTINATION_MISCONFIGURED" and "gateway" in err.message
 
 
 def _with_buyer(**changes):
@@ -290,7 +291,7 @@ def test_catalog_entry_without_variant_is_misconfigured():
 def test_catalog_ids_must_be_uuids():
     d = _delivery(catalog={"TEE-BLUE-M": {"productId": "111", "variantId": VARIANT}})
     err = _rejected(d)
-    assert err.code == "PROVIDER_LIMIT" and "productId" in err.message
+    assert err.code == "DESTINATION_MISCONFIGURED" and "productId" in err.message and "TEE-BLUE-M" in err.message
 
 
 @pytest.mark.parametrize(

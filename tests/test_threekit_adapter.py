@@ -125,7 +125,7 @@ def test_every_status_in_the_enum_is_sent_explicitly(status):
 @pytest.mark.parametrize("status", ["Shipped", "new", ""])
 def test_status_outside_the_enum_is_refused(status):
     err = _rejected(_delivery(settings={"status": status}))
-    assert err.code == "PROVIDER_LIMIT" and "status" in err.message
+    assert err.code == "DESTINATION_MISCONFIGURED" and "status" in err.message
 
 
 def test_name_255_passes_256_is_refused():
@@ -148,7 +148,7 @@ def test_count_1_passes_0_is_refused():
 
 def test_configuration_id_must_be_a_uuid():
     err = _rejected(_delivery(catalog={**CATALOG, "TEE-BLUE-M": {"configurationId": "blue-tee"}}))
-    assert err.code == "PROVIDER_LIMIT" and "configurationId" in err.message
+    assert err.code == "DESTINATION_MISCONFIGURED" and "configurationId" in err.message
 
 
 def test_unknown_sku_names_the_sku():

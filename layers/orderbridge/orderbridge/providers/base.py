@@ -8,20 +8,21 @@ gets them the same way.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import requests
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orderbridge.exceptions import RequestRejectedError
+from orderbridge.exceptions import CredentialsError, RequestRejectedError
 from orderbridge.models import money
-from orderbridge.models.config import Destination
+from orderbridge.models.config import CatalogEntry, Destination, ProviderSettings, describe_errors
 from orderbridge.models.order import CanonicalOrder
 
 
@@ -82,8 +83,25 @@ class ProviderRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class Provider(ABC):
-    """Base class for provider adapters. Subclasses are registered in `registry.py`."""
+class ProviderCredentials(BaseModel):
+    """Base of a provider's `credentials_model`: the keys of the destination's secret (a JSON
+    object) that the adapter authenticates with. Values are `SecretStr`, so they never show in a
+    repr, a log line or an error; keys the adapter does not read are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+SettingsT = TypeVar("SettingsT", bound=ProviderSettings)
+EntryT = TypeVar("EntryT", bound=CatalogEntry)
+CredentialsT = TypeVar("CredentialsT", bound=ProviderCredentials)
+
+
+class Provider(ABC, Generic[SettingsT, EntryT, CredentialsT]):
+    """Base class for provider adapters. Subclasses are registered in `registry.py`.
+
+    A subclass names its three models as type arguments and as class attributes (the registry and
+    the configuration check read the class attributes; `settings`, `catalog_entry()` and
+    `credentials()` are typed by the arguments)."""
 
     name: ClassVar[str]
     default_base_url: ClassVar[str]
@@ -94,13 +112,73 @@ class Provider(ABC):
     #: A destination's `reconcile_window_seconds` overrides it.
     reconcile_window_seconds: ClassVar[float] = 300.0
     #: The pydantic models of this provider's destination `settings` and route catalog entries:
-    #: the configuration is checked against them when it is loaded (None: not checked).
-    settings_model: ClassVar[type[BaseModel] | None] = None
-    catalog_entry_model: ClassVar[type[BaseModel] | None] = None
+    #: the configuration is checked against them when it is loaded, and the adapter reads both
+    #: only through them (`settings`, `catalog_entry()`), so their defaults are the only ones.
+    settings_model: ClassVar[type[ProviderSettings]]
+    catalog_entry_model: ClassVar[type[CatalogEntry]]
+    #: The JSON shape of the destination's secret (`credentials()`, `credentials_shape()`).
+    credentials_model: ClassVar[type[ProviderCredentials]]
 
     def __init__(self, *, destination: Destination) -> None:
         self.destination = destination
         self.base_url = str(destination.base_url or self.default_base_url).rstrip("/")
+        # Validated once. A loaded configuration has valid settings already (its check uses the
+        # same model); a destination built otherwise is refused when a request is built, as
+        # DESTINATION_MISCONFIGURED naming the key, rather than when the adapter is created.
+        self._settings: SettingsT | None = None
+        self._settings_problem = ""
+        try:
+            self._settings = cast(SettingsT, self.settings_model.model_validate(destination.settings))
+        except ValidationError as exc:
+            where = f"{self.name} destination settings"
+            self._settings_problem = "; ".join(describe_errors(exc, where, self.settings_model))
+
+    @property
+    def settings(self) -> SettingsT:
+        """The destination's settings as `settings_model` reads them (its defaults filled in).
+        Raises RequestRejectedError(DESTINATION_MISCONFIGURED) naming the key if they are invalid."""
+        if self._settings is None:
+            raise RequestRejectedError("DESTINATION_MISCONFIGURED", self._settings_problem)
+        return self._settings
+
+    def catalog_entry(self, delivery: Delivery, sku: str) -> EntryT:
+        """The route's catalog entry for `sku` as `catalog_entry_model` reads it. Raises
+        RequestRejectedError: UNKNOWN_SKU when the catalog has none, DESTINATION_MISCONFIGURED
+        naming the key when it is not what the adapter needs."""
+        raw = delivery.catalog.get(sku)
+        if raw is None:
+            raise RequestRejectedError(
+                "UNKNOWN_SKU", f"SKU {sku!r} is not in the route's catalog for {delivery.destination_id}"
+            )
+        model = self.catalog_entry_model
+        try:
+            return cast(EntryT, model.model_validate(raw, context={"settings": self.settings}))
+        except ValidationError as exc:
+            where = f"catalog entry for SKU {sku!r} ({self.name})"
+            raise RequestRejectedError(
+                "DESTINATION_MISCONFIGURED", "; ".join(describe_errors(exc, where, model))
+            ) from None
+
+    def credentials(self, secret: Mapping[str, Any]) -> CredentialsT:
+        """The destination's secret as `credentials_model` reads it. Raises CredentialsError naming
+        each missing or unusable key and the shape expected, never a value."""
+        model = self.credentials_model
+        try:
+            return cast(CredentialsT, model.model_validate(secret))
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors(include_url=False, include_input=False, include_context=False):
+                key = ".".join(str(part) for part in error["loc"])
+                why = "missing" if error["type"] == "missing" else "not a non-empty string"
+                problems.append(f"{key!r} is {why}")
+            raise CredentialsError(
+                f"{self.name} secret needs {self.credentials_shape()}: {', '.join(problems)}"
+            ) from None
+
+    @classmethod
+    def credentials_shape(cls) -> str:
+        """The secret's JSON shape with dummy values, e.g. `{"access_token": "..."}`: for messages."""
+        return json.dumps({name: "..." for name in cls.credentials_model.model_fields})
 
     @property
     def reconcile_window(self) -> float:
@@ -108,8 +186,9 @@ class Provider(ABC):
         return self.destination.reconcile_window_seconds or self.reconcile_window_seconds
 
     @abstractmethod
-    def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
-        """Headers that authenticate a call. Raise CredentialsError if a field is missing."""
+    def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
+        """Headers that authenticate a call, from the secret's JSON object (read through
+        `credentials()`, which raises CredentialsError naming a missing key)."""
 
     @abstractmethod
     def build_create(self, delivery: Delivery) -> ProviderRequest:
@@ -208,21 +287,17 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
-def catalog_price(ref: dict[str, Any], sku: str, currency: str) -> Decimal | None:
-    """The provider's own price for a SKU as the route's catalog entry states it (`price`, an amount
-    in `currency`), None when it states none. Raises RequestRejectedError(DESTINATION_MISCONFIGURED)
-    for a price that is not an amount in that currency."""
-    raw = ref.get("price")
-    if raw is None:
+def catalog_price(price: Decimal | None, sku: str, currency: str) -> Decimal | None:
+    """The provider's own price for a SKU as the route's catalog entry states it (its validated
+    `price`, an amount in `currency`), None when it states none. Raises
+    RequestRejectedError(DESTINATION_MISCONFIGURED) for a price finer than `currency` allows (the
+    entry model checks it is a finite amount >= 0; the currency may be known only per order)."""
+    if price is None:
         return None
-    try:
-        price = Decimal(str(raw))
-    except InvalidOperation:
-        price = Decimal("NaN")
     if not price.is_finite() or price < 0 or not money.fits(price, currency):
         raise RequestRejectedError(
             "DESTINATION_MISCONFIGURED",
-            f"catalog entry for SKU {sku!r}: price {raw!r} is not an amount in {currency}",
+            f"catalog entry for SKU {sku!r}: price {price} is not an amount in {currency}",
         )
     return price
 

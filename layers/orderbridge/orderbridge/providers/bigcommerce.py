@@ -33,6 +33,7 @@ same rule as the sandbox: `bigcommerce_total`) and `Provider.check_total` refuse
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
@@ -40,14 +41,24 @@ from typing import Annotated, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
 
-from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.exceptions import RequestRejectedError
 from orderbridge.models.config import CatalogEntry, CurrencyCode, ProviderSettings
 from orderbridge.models.order import Address, Buyer, CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
     Provider,
+    ProviderCredentials,
     ProviderRequest,
     ProviderResult,
     RateLimitInfo,
@@ -281,15 +292,6 @@ def _address(address: Address, buyer: Buyer, *, billing: bool, where: str) -> Bc
     )
 
 
-def _currencies(settings: dict[str, Any]) -> list[str]:
-    value = settings.get("currencies")
-    if value is None:
-        return list(DEFAULT_CURRENCIES)
-    if isinstance(value, str):
-        value = [value]
-    return [str(c).strip().upper() for c in value]
-
-
 def _variant_name(line: OrderLine) -> str:
     """The line's full name: `name`, with the variant when the name does not already carry it."""
     name = line.name or line.sku or ""
@@ -301,14 +303,20 @@ def _variant_name(line: OrderLine) -> str:
 # --- the destination's settings and the route's catalog entries (checked at load time) ----------
 
 
+def _one_or_many(value: Any) -> Any:
+    """One currency code written without a list is a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
 class BigCommerceSettings(ProviderSettings):
     """`settings` of a bigcommerce destination."""
 
     store_hash: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")] = Field(
         description="The store's hash: `/stores/{store_hash}/v2/orders`."
     )
-    currencies: list[CurrencyCode] | CurrencyCode = Field(
-        default=list(DEFAULT_CURRENCIES), description="The store's enabled currencies; others are refused."
+    currencies: Annotated[list[CurrencyCode], BeforeValidator(_one_or_many)] = Field(
+        default=list(DEFAULT_CURRENCIES),
+        description="The store's enabled currencies (a list, or one code); others are refused.",
     )
     status_id: int = Field(default=DEFAULT_STATUS_ID, ge=0, description="Status of a created order.")
     external_source: str | None = Field(default=None, description="Every order's `external_source`.")
@@ -324,10 +332,18 @@ class BigCommerceCatalogEntry(CatalogEntry):
     product_options: list[BcOption] = Field(default_factory=list, description="Fixed options of every order.")
 
 
-class BigCommerceProvider(Provider):
+class BigCommerceCredentials(ProviderCredentials):
+    """The destination's secret: `{"access_token": "..."}` (an API account's token; `token` is
+    read too)."""
+
+    access_token: SecretStr = Field(min_length=1, validation_alias=AliasChoices("access_token", "token"))
+
+
+class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry, BigCommerceCredentials]):
     name: ClassVar[str] = "bigcommerce"
     settings_model: ClassVar[type[ProviderSettings]] = BigCommerceSettings
     catalog_entry_model: ClassVar[type[CatalogEntry]] = BigCommerceCatalogEntry
+    credentials_model: ClassVar[type[ProviderCredentials]] = BigCommerceCredentials
     default_base_url: ClassVar[str] = "https://api.bigcommerce.com"
     supports_lookup: ClassVar[bool] = True
     retry_after_header: ClassVar[str] = "X-Retry-After"
@@ -337,18 +353,11 @@ class BigCommerceProvider(Provider):
 
     @property
     def _orders_url(self) -> str:
-        store_hash = self.destination.settings.get("store_hash")
-        if not store_hash:
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED", "bigcommerce destination needs settings.store_hash"
-            )
-        return f"{self.base_url}/stores/{store_hash}/v2/orders"
+        return f"{self.base_url}/stores/{self.settings.store_hash}/v2/orders"
 
-    def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
-        token = credentials.get("access_token") or credentials.get("token")
-        if not token:
-            raise CredentialsError("bigcommerce secret needs an access_token field")
-        return {"X-Auth-Token": str(token), "Accept": "application/json"}
+    def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
+        token = self.credentials(credentials).access_token.get_secret_value()
+        return {"X-Auth-Token": token, "Accept": "application/json"}
 
     def build_create(self, delivery: Delivery) -> ProviderRequest:
         try:
@@ -364,8 +373,8 @@ class BigCommerceProvider(Provider):
 
     def _create_body(self, delivery: Delivery) -> BcOrderCreate:
         order = delivery.order
-        settings = self.destination.settings
-        self.check_currency(order, _currencies(settings), f"BigCommerce store {settings.get('store_hash')!r}")
+        settings = self.settings
+        self.check_currency(order, settings.currencies, f"BigCommerce store {settings.store_hash!r}")
         billing = order.billing_address or order.shipping_address
         if billing is None:
             raise RequestRejectedError(
@@ -378,10 +387,11 @@ class BigCommerceProvider(Provider):
             if order.shipping_address
             else None
         )
+        entries = {line.sku: self.catalog_entry(delivery, line.sku) for line in order.lines if line.sku}
         products: list[BcCatalogProduct | BcCustomProduct] = []
         for index, line in enumerate(order.lines):
             try:
-                products.append(self._product(delivery, line, index))
+                products.append(self._product(line, entries.get(line.sku or ""), order, index))
             except ValidationError as exc:
                 raise RequestRejectedError("PROVIDER_LIMIT", f"products.{index}.{_first_error(exc)}") from exc
 
@@ -394,36 +404,33 @@ class BigCommerceProvider(Provider):
             if ip is not None:
                 ip4, ip6 = (str(ip), None) if ip.version == 4 else (None, str(ip))
         return BcOrderCreate(
-            status_id=int(settings.get("status_id", DEFAULT_STATUS_ID)),
+            status_id=settings.status_id,
             billing_address=billing_address,
             shipping_addresses=shipping_addresses,
             products=products,
             external_order_id=delivery.reference,
-            external_source=settings.get("external_source"),
+            external_source=settings.external_source,
             customer_message=order.notes,
-            staff_notes=_staff_notes(delivery),
-            payment_method=order.payment_method or settings.get("payment_method", "Manual"),
+            staff_notes=_staff_notes(delivery, entries),
+            payment_method=order.payment_method or settings.payment_method,
             ip_address=ip4,
             ip_address_v6=ip6,
             default_currency_code=order.currency,
             **_money_fields(order, products),
         )
 
-    def _product(self, delivery: Delivery, line: OrderLine, index: int) -> BcCatalogProduct | BcCustomProduct:
-        order = delivery.order
+    @staticmethod
+    def _product(
+        line: OrderLine, entry: BigCommerceCatalogEntry | None, order: CanonicalOrder, index: int
+    ) -> BcCatalogProduct | BcCustomProduct:
+        """A catalog product when the line has a SKU (`entry`: its catalog entry), else a custom one."""
         prices = _unit_prices(line, order.taxes_included, index)
-        if line.sku is not None:
-            ref = delivery.catalog.get(line.sku)
-            if ref is None:
-                raise RequestRejectedError(
-                    "UNKNOWN_SKU",
-                    f"SKU {line.sku!r} is not in the route's catalog for {delivery.destination_id}",
-                )
+        if entry is not None:
             return BcCatalogProduct(
-                product_id=int(ref["product_id"]),
-                variant_id=int(ref["variant_id"]) if ref.get("variant_id") is not None else None,
+                product_id=entry.product_id,
+                variant_id=entry.variant_id,
                 quantity=line.quantity,
-                product_options=_product_options(ref, line),
+                product_options=_product_options(entry, line),
                 price_inc_tax=prices[1] if prices else None,
                 price_ex_tax=prices[0] if prices else None,
             )
@@ -612,24 +619,23 @@ def _money_fields(
     return fields
 
 
-def _product_options(ref: dict[str, Any], line: OrderLine) -> list[BcOption] | None:
+def _product_options(entry: BigCommerceCatalogEntry, line: OrderLine) -> list[BcOption] | None:
     """Line properties the route's catalog maps to the product's option ids
     (`catalog[sku].options = {"Engraving": 123}`) as OAS `product_options[{id, value}]` (a text
     modifier takes its value as text); the catalog's fixed `product_options` first. Empty values
     are left out."""
-    options = [BcOption.model_validate(o) for o in ref.get("product_options") or []]
-    mapped = ref.get("options") or {}
+    options = list(entry.product_options)
     for key, value in line.options.items():
-        if key in mapped and value.strip():
-            options.append(BcOption(id=int(mapped[key]), value=value))
+        if key in entry.options and value.strip():
+            options.append(BcOption(id=entry.options[key], value=value))
     return options or None
 
 
-def _staff_notes(delivery: Delivery) -> str:
+def _staff_notes(delivery: Delivery, entries: Mapping[str, BigCommerceCatalogEntry]) -> str:
     """OAS `order_Shared.staff_notes` ("Any additional notes for staff", up to 65535): where
     BigCommerce keeps what its order has no field for: our reference, the source order, the coupon
     code and line properties no catalog option takes (custom products have no `product_options`).
-    Properties with empty values are left out."""
+    Properties with empty values are left out. `entries`: the catalog entries of the order's SKUs."""
     order = delivery.order
     notes = [f"orderbridge {delivery.tracking_id} from {delivery.source}"]
     if order.external_order_id:
@@ -637,7 +643,8 @@ def _staff_notes(delivery: Delivery) -> str:
     if order.coupon:
         notes.append(f"coupon {order.coupon}")
     for number, line in enumerate(order.lines, start=1):
-        mapped = (delivery.catalog.get(line.sku) or {}).get("options") or {} if line.sku else {}
+        entry = entries.get(line.sku) if line.sku else None
+        mapped = entry.options if entry is not None else {}
         shown = [f"{k}: {v}" for k, v in line.options.items() if v.strip() and k not in mapped]
         if shown:
             notes.append(f"line {number} ({_variant_name(line)}): " + ", ".join(shown))

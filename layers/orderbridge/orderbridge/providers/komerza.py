@@ -62,6 +62,7 @@ so that `parse_lookup` knows what it looks for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
@@ -76,19 +77,21 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StringConstraints,
     TypeAdapter,
     ValidationError,
     model_validator,
 )
 
-from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.exceptions import RequestRejectedError
 from orderbridge.models import money
 from orderbridge.models.config import CatalogEntry, CurrencyCode, ProviderSettings
 from orderbridge.models.order import CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
     Provider,
+    ProviderCredentials,
     ProviderRequest,
     ProviderResult,
     ResultKind,
@@ -213,41 +216,26 @@ class KomerzaCatalogEntry(CatalogEntry):
         return self
 
 
-class KomerzaProvider(Provider):
+class KomerzaCredentials(ProviderCredentials):
+    """The destination's secret: `{"api_key": "..."}` (the store's API key, sent as a bearer token)."""
+
+    api_key: SecretStr = Field(min_length=1)
+
+
+class KomerzaProvider(Provider[KomerzaSettings, KomerzaCatalogEntry, KomerzaCredentials]):
     name: ClassVar[str] = "komerza"
     settings_model: ClassVar[type[ProviderSettings]] = KomerzaSettings
     catalog_entry_model: ClassVar[type[CatalogEntry]] = KomerzaCatalogEntry
+    credentials_model: ClassVar[type[ProviderCredentials]] = KomerzaCredentials
     default_base_url: ClassVar[str] = "https://api.komerza.com"
     supports_lookup: ClassVar[bool] = True
 
-    @property
-    def _store_id(self) -> str:
-        store_id = self.destination.settings.get("store_id")
-        if not store_id or not isinstance(store_id, str):
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED", "komerza destination needs settings.store_id"
-            )
-        return store_id
-
-    @property
-    def _mode(self) -> Literal["items", "cost"]:
-        mode = self.destination.settings.get("mode", "items")
-        if mode not in ("items", "cost"):
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED",
-                f"komerza settings.mode must be 'items' or 'cost', not {mode!r}",
-            )
-        return mode
-
-    def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
-        key = credentials.get("api_key")
-        if not key:
-            raise CredentialsError("komerza secret needs an api_key field")
+    def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
+        key = self.credentials(credentials).api_key.get_secret_value()
         return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
 
     def build_create(self, delivery: Delivery) -> ProviderRequest:
-        url = f"{self.base_url}/stores/{self._store_id}/orders"
-        self._checkout_url("")  # a broken template fails now, not after the order exists
+        url = f"{self.base_url}/stores/{self.settings.store_id}/orders"
         try:
             body = self._create_body(delivery)
         except ValidationError as exc:
@@ -259,31 +247,17 @@ class KomerzaProvider(Provider):
             method="POST", url=url, json=wire, headers={"Content-Type": "application/json"}
         )
 
-    @property
-    def _currency(self) -> str:
-        currency = self.destination.settings.get("currency", DEFAULT_CURRENCY)
-        if not isinstance(currency, str):
-            currency = ""
-        try:
-            money.minor_units(currency)
-        except money.UnknownCurrencyError:
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED",
-                f"komerza settings.currency must be the store's ISO 4217 currency, not {currency!r}",
-            ) from None
-        return currency.upper()
-
     def _create_body(self, delivery: Delivery) -> KzOrderCreate:
         order = delivery.order
-        settings = self.destination.settings
+        settings = self.settings
         if not order.buyer.email:
             raise RequestRejectedError(
                 "EMAIL_REQUIRED", "komerza requires the buyer's emailAddress, and this order has no email"
             )
-        self.check_currency(order, {self._currency}, f"the Komerza store {self._store_id}")
+        self.check_currency(order, {settings.currency}, f"the Komerza store {settings.store_id}")
         # The store's configured gateway wins: gateway ids belong to the Komerza store, while a
         # storefront's payment method ("manual", "card") is only a fallback for routes without one.
-        gateway = settings.get("gateway") or order.payment_method
+        gateway = settings.gateway or order.payment_method
         if not gateway:
             raise RequestRejectedError(
                 "DESTINATION_MISCONFIGURED",
@@ -294,7 +268,7 @@ class KomerzaProvider(Provider):
         cost: Decimal | None = None
         charged: Decimal | None = None  # what Komerza will charge, when we can tell
         why_cost = "settings.mode is 'cost'"
-        if self._mode == "items":
+        if settings.mode == "items":
             items, charged, why_cost = self._items(delivery, due)
         if items is None:
             if due is None:
@@ -303,7 +277,7 @@ class KomerzaProvider(Provider):
                     "komerza cost mode charges what the buyer pays, and this order states no "
                     "total and has lines without a price",
                 )
-            if self._mode == "items" and settings.get("on_price_difference", "cost") == "refuse":
+            if settings.mode == "items" and settings.on_price_difference == "refuse":
                 raise RequestRejectedError(
                     "PRICE_NOT_EXPRESSIBLE",
                     f"komerza's catalog would not charge what the buyer pays ({due} {order.currency}): "
@@ -322,10 +296,10 @@ class KomerzaProvider(Provider):
             gateway=gateway,
             items=items,
             cost=cost,
-            sendReceipt=settings.get("send_receipt", True),
+            sendReceipt=settings.send_receipt,
             couponCode=order.coupon if cost is None else None,
             affiliateCode=order.metadata.get(AFFILIATE_KEY) or None,
-            returnUrl=settings.get("return_url"),
+            returnUrl=settings.return_url,
             metadata=metadata,
             ipAddress=order.buyer.ip_address,
             userAgent=order.buyer.user_agent,
@@ -377,21 +351,9 @@ class KomerzaProvider(Provider):
                 f"komerza orders need catalog products; line {line.name!r} has no SKU and no price "
                 "(use settings.mode 'cost' for product-less invoices)",
             )
-        ref = delivery.catalog.get(line.sku)
-        if ref is None:
-            raise RequestRejectedError(
-                "UNKNOWN_SKU",
-                f"SKU {line.sku!r} is not in the route's catalog for {delivery.destination_id}",
-            )
-        product_id = ref.get("productId", ref.get("product_id"))
-        variant_id = ref.get("variantId", ref.get("variant_id"))
-        if product_id is None or variant_id is None:
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED",
-                f"catalog entry for SKU {line.sku!r} needs productId and variantId for komerza",
-            )
-        price = catalog_price(ref, line.sku, self._currency)
-        return KzItem(productId=product_id, variantId=variant_id, quantity=line.quantity), price
+        entry = self.catalog_entry(delivery, line.sku)
+        price = catalog_price(entry.price, line.sku, self.settings.currency)
+        return KzItem(productId=entry.productId, variantId=entry.variantId, quantity=line.quantity), price
 
     def parse_create(self, response: requests.Response) -> ProviderResult:
         kind = self.classify_status(response.status_code)
@@ -427,7 +389,7 @@ class KomerzaProvider(Provider):
         date_from, date_to = self._window(order)
         return ProviderRequest(
             method="GET",
-            url=f"{self.base_url}/stores/{self._store_id}/orders",
+            url=f"{self.base_url}/stores/{self.settings.store_id}/orders",
             params={
                 "email": str(order.buyer.email),
                 "dateFrom": _iso(date_from),
@@ -440,8 +402,7 @@ class KomerzaProvider(Provider):
 
     def _window(self, order: CanonicalOrder) -> tuple[datetime, datetime]:
         now = datetime.now(UTC)
-        days = self.destination.settings.get("lookup_days") or LOOKUP_DAYS_DEFAULT
-        earliest = now - timedelta(days=int(days))
+        earliest = now - timedelta(days=self.settings.lookup_days)
         placed = order.placed_at
         if placed is not None:
             placed = placed if placed.tzinfo else placed.replace(tzinfo=UTC)
@@ -559,21 +520,16 @@ class KomerzaProvider(Provider):
     # --- helpers -------------------------------------------------------------------------------
 
     def _checkout_url(self, order_id: str) -> str | None:
-        """The hosted checkout page for the order, if `settings.checkout_url_template` is set."""
-        template = self.destination.settings.get("checkout_url_template")
-        if not template:
+        """The hosted checkout page for the order, if `settings.checkout_url_template` is set (the
+        settings model has checked it uses only {order_id} and {store_id})."""
+        settings = self.settings
+        if not settings.checkout_url_template:
             return None
         # the provider's answer: a uuid, percent-encoded, or no checkout link at all
-        safe_id = checkout_order_id(order_id) if order_id else ""
+        safe_id = checkout_order_id(order_id)
         if safe_id is None:
             return None
-        try:
-            return str(template).format(order_id=safe_id, store_id=self.destination.settings.get("store_id"))
-        except (AttributeError, KeyError, IndexError, ValueError) as exc:
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED",
-                "komerza settings.checkout_url_template may only use {order_id} and {store_id}",
-            ) from exc
+        return settings.checkout_url_template.format(order_id=safe_id, store_id=settings.store_id)
 
     def _unknown(self, response: requests.Response) -> ProviderResult:
         return self._result(

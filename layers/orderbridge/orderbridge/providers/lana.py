@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
@@ -84,18 +84,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StringConstraints,
     ValidationError,
     model_validator,
 )
 
-from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.exceptions import RequestRejectedError
 from orderbridge.models import money
 from orderbridge.models.config import CatalogEntry, CurrencyCode, ProviderSettings
 from orderbridge.models.order import Address, CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
     Provider,
+    ProviderCredentials,
     ProviderRequest,
     ProviderResult,
     ResultKind,
@@ -209,27 +211,22 @@ class LanaCatalogEntry(CatalogEntry):
     price: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False, description="Lana's price.")
 
 
-class LanaProvider(Provider):
+class LanaCredentials(ProviderCredentials):
+    """The destination's secret: `{"token": "..."}` (the JWT; `jwt` is read too)."""
+
+    token: SecretStr = Field(min_length=1, validation_alias=AliasChoices("token", "jwt"))
+
+
+class LanaProvider(Provider[LanaSettings, LanaCatalogEntry, LanaCredentials]):
     name: ClassVar[str] = "lana"
     settings_model: ClassVar[type[ProviderSettings]] = LanaSettings
     catalog_entry_model: ClassVar[type[CatalogEntry]] = LanaCatalogEntry
+    credentials_model: ClassVar[type[ProviderCredentials]] = LanaCredentials
     default_base_url: ClassVar[str] = "https://api.lana.dev"
     supports_lookup: ClassVar[bool] = True
 
-    @property
-    def _shop_id(self) -> str:
-        shop_id = self.destination.settings.get("shop_id")
-        if not isinstance(shop_id, str) or not re.match(SHOP_ID_PATTERN, shop_id):
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED",
-                "lana destination needs settings.shop_id like 'sh_EQzGqWoY'",
-            )
-        return shop_id
-
-    def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
-        token = credentials.get("token") or credentials.get("jwt")
-        if not token:
-            raise CredentialsError("lana secret needs a token field (the JWT)")
+    def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
+        token = self.credentials(credentials).token.get_secret_value()
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     @staticmethod
@@ -239,7 +236,7 @@ class LanaProvider(Provider):
         return f"{delivery.tracking_id}-{digest}"
 
     def build_create(self, delivery: Delivery) -> ProviderRequest:
-        shop_id = self._shop_id
+        shop_id = self.settings.shop_id
         try:
             body = self._create_body(delivery)
         except ValidationError as exc:
@@ -254,10 +251,9 @@ class LanaProvider(Provider):
 
     def _create_body(self, delivery: Delivery) -> LnOrderCreate:
         order = delivery.order
-        settings = self.destination.settings
-        accepted = settings.get("currencies")
-        if accepted is not None:
-            self.check_currency(order, {str(c).upper() for c in accepted}, f"Lana shop {self._shop_id}")
+        settings = self.settings
+        if settings.currencies is not None:
+            self.check_currency(order, set(settings.currencies), f"Lana shop {settings.shop_id}")
         priced = order.priced
         if not priced and order.total is not None:
             unpriced = next(i for i, line in enumerate(order.lines) if line.unit_price is None)
@@ -295,7 +291,7 @@ class LanaProvider(Provider):
             customer_email=buyer.email,
             mobile=None if buyer.email else (buyer.phone or None),
             discount_code=discount_code,
-            gateway_id=str(settings["gateway_id"]) if settings.get("gateway_id") else None,
+            gateway_id=settings.gateway_id or None,
             line_items=cart.line_items,
             tags=tags,
         )
@@ -303,23 +299,11 @@ class LanaProvider(Provider):
     def _add_line(self, delivery: Delivery, index: int, line: OrderLine, share: Decimal, cart: _Cart) -> None:
         """The line as a variant (Lana's price is what the buyer paid, or no price is known) or as
         custom items at what the buyer paid per unit."""
-        ref: dict[str, Any] | None = None
         if line.sku is not None:
-            ref = delivery.catalog.get(line.sku)
-            if ref is None:
-                raise RequestRejectedError(
-                    "UNKNOWN_SKU",
-                    f"SKU {line.sku!r} is not in the route's catalog for {delivery.destination_id}",
-                )
-            variant_id = ref.get("variant_id", ref.get("variantId"))
-            if variant_id is None:
-                raise RequestRejectedError(
-                    "DESTINATION_MISCONFIGURED",
-                    f"catalog entry for SKU {line.sku!r} needs a variant_id for lana",
-                )
-            lana_price = catalog_price(ref, line.sku, cart.currency)
+            entry = self.catalog_entry(delivery, line.sku)
+            lana_price = catalog_price(entry.price, line.sku, cart.currency)
             if line.unit_price is None or (lana_price == line.unit_price and not line.discount and not share):
-                cart.variant(str(variant_id), line.quantity, lana_price, where=f"line_items.{index}")
+                cart.variant(entry.variant_id, line.quantity, lana_price, where=f"line_items.{index}")
                 return
         elif line.unit_price is None:
             raise RequestRejectedError(
@@ -330,10 +314,9 @@ class LanaProvider(Provider):
         title = line.name or line.sku or ""
         if line.sku is not None and line.name is not None:
             title = f"{line.name} [{line.sku}]"
-        settings = self.destination.settings
-        physical = bool(settings.get("custom_items_physical", True))
+        physical = self.settings.custom_items_physical
         # priced by the buyer: the tax is in the order already (a Tax item, or inside the prices)
-        taxable = False if delivery.order.priced else bool(settings.get("custom_items_taxable", True))
+        taxable = False if delivery.order.priced else self.settings.custom_items_taxable
         cart.split(
             title, net - share, line.quantity, physical=physical, taxable=taxable, where=f"line_items.{index}"
         )
@@ -366,7 +349,7 @@ class LanaProvider(Provider):
         return ProviderRequest(
             method="POST",
             url=f"{self.base_url}{SEARCH_PATH}",
-            params={"shop_id": self._shop_id, "limit": str(SEARCH_LIMIT), "offset": "0"},
+            params={"shop_id": self.settings.shop_id, "limit": str(SEARCH_LIMIT), "offset": "0"},
             json=[
                 {
                     "op": "eq",

@@ -36,19 +36,30 @@ Errors are classified by HTTP status; the message comes from the body's `message
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import requests
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
-from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.exceptions import RequestRejectedError
 from orderbridge.models.config import CatalogEntry, ProviderSettings
 from orderbridge.models.order import CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
     Delivery,
     Provider,
+    ProviderCredentials,
     ProviderRequest,
     ProviderResult,
     ResultKind,
@@ -113,12 +124,24 @@ class ThreekitSettings(ProviderSettings):
     org_id: str | None = None
     customer_id: str | int | None = None
     store_name: str | None = None
-    platform: str | None = None
+    platform: Annotated[str, StringConstraints(min_length=1)] = Field(
+        default=DEFAULT_PLATFORM, description="`platform.platform` of every order."
+    )
     status: Status = DEFAULT_STATUS
     derivative: dict[str, Any] | None = None
-    name_template: str | None = Field(
-        default=None, description="May use {tracking_id}, {external_order_id}, {source}."
+    name_template: Annotated[str, StringConstraints(min_length=1)] = Field(
+        default=DEFAULT_NAME_TEMPLATE, description="May use {tracking_id}, {external_order_id}, {source}."
     )
+
+    @model_validator(mode="after")
+    def _template_fields(self) -> ThreekitSettings:
+        try:
+            self.name_template.format(tracking_id="t", external_order_id="e", source="s")
+        except (AttributeError, KeyError, IndexError, ValueError):
+            raise ValueError(
+                "name_template may only use {tracking_id}, {external_order_id} and {source}"
+            ) from None
+        return self
 
 
 class ThreekitCatalogEntry(CatalogEntry):
@@ -127,10 +150,17 @@ class ThreekitCatalogEntry(CatalogEntry):
     configurationId: UUID = Field(validation_alias=AliasChoices("configurationId", "configuration_id"))
 
 
-class ThreekitProvider(Provider):
+class ThreekitCredentials(ProviderCredentials):
+    """The destination's secret: `{"token": "..."}` (a private access token, not a public one)."""
+
+    token: SecretStr = Field(min_length=1)
+
+
+class ThreekitProvider(Provider[ThreekitSettings, ThreekitCatalogEntry, ThreekitCredentials]):
     name: ClassVar[str] = "threekit"
     settings_model: ClassVar[type[ProviderSettings]] = ThreekitSettings
     catalog_entry_model: ClassVar[type[CatalogEntry]] = ThreekitCatalogEntry
+    credentials_model: ClassVar[type[ProviderCredentials]] = ThreekitCredentials
     default_base_url: ClassVar[str] = "https://admin-fts.threekit.com"
     supports_lookup: ClassVar[bool] = True
 
@@ -138,10 +168,8 @@ class ThreekitProvider(Provider):
     def _orders_url(self) -> str:
         return f"{self.base_url}/api/orders"
 
-    def auth_headers(self, credentials: dict[str, Any]) -> dict[str, str]:
-        token = credentials.get("token")
-        if not token:
-            raise CredentialsError("threekit secret needs a token field")
+    def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
+        token = self.credentials(credentials).token.get_secret_value()
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     def build_create(self, delivery: Delivery) -> ProviderRequest:
@@ -158,78 +186,55 @@ class ThreekitProvider(Provider):
 
     def _create_body(self, delivery: Delivery) -> TkOrderCreate:
         order = delivery.order
-        settings = self.destination.settings
+        settings = self.settings
         cart: list[TkCartItem] = []
         for index, line in enumerate(order.lines):
             try:
                 cart.append(self._cart_item(delivery, line))
             except ValidationError as exc:
                 raise RequestRejectedError("PROVIDER_LIMIT", f"cart.{index}.{_first_error(exc)}") from exc
-        derivative = settings.get("derivative")
-        if derivative is not None and not isinstance(derivative, dict):
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED", "threekit settings.derivative must be an object"
-            )
         metadata: dict[str, Any] = dict(order.metadata) | _money(order)
         if order.external_order_id:
             metadata[SOURCE_ORDER_KEY] = order.external_order_id
         metadata[REFERENCE_KEY] = delivery.reference
         return TkOrderCreate(
             name=self._name(delivery),
-            customerId=_text(settings.get("customer_id")),
-            orgId=_text(settings.get("org_id")),
+            customerId=_text(settings.customer_id),
+            orgId=_text(settings.org_id),
             platform=self._platform(delivery),
             metadata=metadata,
             cart=cart,
-            derivative=derivative,
-            status=settings.get("status", DEFAULT_STATUS),
+            derivative=settings.derivative,
+            status=settings.status,
         )
 
     def _platform(self, delivery: Delivery) -> TkPlatform:
-        settings = self.destination.settings
+        settings = self.settings
         try:
             return TkPlatform(
                 id=delivery.reference,
-                platform=settings.get("platform") or DEFAULT_PLATFORM,
-                storeName=_text(settings.get("store_name")),
+                platform=settings.platform,
+                storeName=_text(settings.store_name),
             )
         except ValidationError as exc:
             raise RequestRejectedError("PROVIDER_LIMIT", f"platform.{_first_error(exc)}") from exc
 
     def _name(self, delivery: Delivery) -> str:
-        template = str(self.destination.settings.get("name_template") or DEFAULT_NAME_TEMPLATE)
-        try:
-            return template.format(
-                tracking_id=delivery.reference,
-                external_order_id=delivery.order.external_order_id or "",
-                source=delivery.source,
-            )
-        except (AttributeError, KeyError, IndexError, ValueError) as exc:
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED",
-                "threekit settings.name_template may only use {tracking_id}, {external_order_id}, {source}",
-            ) from exc
+        """The order's name from `settings.name_template` (its fields checked by the settings model)."""
+        return self.settings.name_template.format(
+            tracking_id=delivery.reference,
+            external_order_id=delivery.order.external_order_id or "",
+            source=delivery.source,
+        )
 
-    @staticmethod
-    def _cart_item(delivery: Delivery, line: OrderLine) -> TkCartItem:
+    def _cart_item(self, delivery: Delivery, line: OrderLine) -> TkCartItem:
         if line.sku is None:
             raise RequestRejectedError(
                 "CUSTOM_LINE_UNSUPPORTED",
                 f"threekit carts hold saved configurations; line {line.name!r} has no SKU",
             )
-        ref = delivery.catalog.get(line.sku)
-        if ref is None:
-            raise RequestRejectedError(
-                "UNKNOWN_SKU",
-                f"SKU {line.sku!r} is not in the route's catalog for {delivery.destination_id}",
-            )
-        configuration_id = ref.get("configurationId", ref.get("configuration_id"))
-        if configuration_id is None:
-            raise RequestRejectedError(
-                "DESTINATION_MISCONFIGURED",
-                f"catalog entry for SKU {line.sku!r} needs a configurationId for threekit",
-            )
-        return TkCartItem(configurationId=configuration_id, count=line.quantity, metadata=_line(line))
+        entry = self.catalog_entry(delivery, line.sku)
+        return TkCartItem(configurationId=entry.configurationId, count=line.quantity, metadata=_line(line))
 
     def parse_create(self, response: requests.Response) -> ProviderResult:
         kind = self.classify_status(response.status_code)
@@ -252,7 +257,7 @@ class ThreekitProvider(Provider):
         # docstring: whole-object matching is the reading under which a partial object misses).
         platform = self._platform(delivery).model_dump(mode="json", exclude_none=True)
         params = {"platform": json.dumps(platform, separators=(",", ":"))}
-        org_id = self.destination.settings.get("org_id")
+        org_id = self.settings.org_id
         if org_id:
             params["orgId"] = str(org_id)
         return ProviderRequest(method="GET", url=self._orders_url, params=params)
