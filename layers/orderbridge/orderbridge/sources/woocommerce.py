@@ -1,12 +1,35 @@
 """WooCommerce: `X-WC-Webhook-Signature` (base64 HMAC-SHA256 of the raw body with the webhook's
 secret), `X-WC-Webhook-Topic` (`order.created`), `X-WC-Webhook-Source` (the site's URL), the
-REST API v3 order object as the body. Saving or activating a webhook sends a ping: an unsigned
-urlencoded POST whose body is `webhook_id=<n>`, which must be answered 2xx or WooCommerce
-refuses to save the webhook.
+REST API v3 order object as the body (WooCommerce source, `includes/class-wc-webhook.php`,
+`WC_Webhook::deliver` and `generate_signature`).
 
-Amounts: a WooCommerce line's `subtotal` is before its coupons and `total` after, both without
-tax (whatever `prices_include_tax` says; the tax is in `total_tax`), so the canonical order takes
-prices without tax and the stated `total_tax` on top.
+The activation ping (`WC_Webhook::deliver_ping`): when a webhook is created through the REST API,
+or saved or updated as active while a delivery is pending, WooCommerce POSTs the body
+`webhook_id=<id>` with only its `WooCommerce/<version> Hookshot (WordPress/<version>)` user agent:
+no `X-WC-Webhook-*` header, so no signature; nothing in it can be checked. It creates nothing, so
+it is answered before any signature check, and with 200 exactly: `deliver_ping` treats any other
+status (202 included) as "Delivery URL returned response code" and the webhook stays pending.
+
+Money (REST API v3 Orders, "Order properties", "Line items", "Fee lines", "Shipping lines";
+WooCommerce source `includes/abstracts/abstract-wc-order.php`, `calculate_totals`):
+
+* `total` = line items' `total` + fee lines' `total` + `shipping_total` + `cart_tax` +
+  `shipping_tax`; `total_tax` = `cart_tax` + `shipping_tax`, the line items' and fees' tax
+  included in `cart_tax`. A line's, fee's and shipping's `total` are without tax whatever
+  `prices_include_tax` says (`get_item_subtotal` adds `subtotal_tax` for the price with tax).
+* A line's `subtotal` is before coupons, `total` after; coupon discounts (`coupon_lines`,
+  `discount_total`/`discount_tax`) are already in the lines, so they are not taken off again.
+* Fee lines (`name`, `total`, `total_tax`, `tax_status`) may be negative: a discount the shop
+  added. A positive fee becomes a line of its own (a custom product by its name, quantity 1); a
+  negative one is order discount.
+* `prices_include_tax` false: the canonical order takes amounts without tax and the stated
+  `total_tax` on top. True: prices as the buyer saw them, tax included (`subtotal + subtotal_tax`
+  per line, `total + total_tax` per fee, shipping with its tax), `taxes_included` true.
+
+The canonical total is always the order's `total`; an order these amounts cannot state exactly
+(a negative fee larger than the lines: WooCommerce lets it eat into shipping) is recorded FAILED
+(`VALIDATION_FAILED`, field codes `discount_too_large` or `total_mismatch`), never sent wrong; a
+fee whose amounts cannot be read is `VALIDATION_FAILED` with field code `fee_unreadable`.
 """
 
 from __future__ import annotations
@@ -83,11 +106,16 @@ def _places(currency: str | None) -> int:
         return 2
 
 
-def _line(item: Mapping[str, Any], places: int) -> dict[str, Any]:
+def _line(item: Mapping[str, Any], places: int, inclusive: bool) -> dict[str, Any]:
+    """A line item; with `inclusive` its price and discount carry the line's tax."""
     from orderbridge.intake.mapping import _amount, _clean, _str
 
     quantity = item.get("quantity")
     subtotal, total = _amount(item.get("subtotal")), _amount(item.get("total"))
+    tax = _amount(item.get("total_tax"))
+    if inclusive and subtotal is not None and total is not None:
+        subtotal += _amount(item.get("subtotal_tax")) or Decimal(0)
+        total += tax or Decimal(0)
     unit_price = None
     if subtotal is not None and isinstance(quantity, int) and not isinstance(quantity, bool) and quantity > 0:
         each = subtotal / quantity
@@ -111,22 +139,63 @@ def _line(item: Mapping[str, Any], places: int) -> dict[str, Any]:
             "quantity": quantity,
             "unit_price": unit_price,
             "discount": discount,
-            "tax": _amount(item.get("total_tax")) or None,
+            "tax": tax or None,
             "options": options,
         }
     )
 
 
+def _fees(fee_lines: Sequence[Any], inclusive: bool) -> tuple[list[dict[str, Any]], Decimal]:
+    """Fee lines as (lines, order discount): a positive fee is a line named as the fee (quantity
+    1, its tax on it), a negative one is discount. Amounts with tax when `inclusive`.
+
+    Raises IntakeRejectedError (VALIDATION_FAILED, `fee_unreadable`) for a fee whose `total` or
+    `total_tax` is not a number: such an order cannot be stated exactly."""
+    from orderbridge.intake.mapping import _amount, _str
+
+    lines: list[dict[str, Any]] = []
+    discount = Decimal(0)
+    for i, fee in enumerate(fee_lines):
+        if not isinstance(fee, dict):
+            continue
+        total = _amount(fee.get("total"))
+        tax = _amount(fee.get("total_tax")) if fee.get("total_tax") not in (None, "") else Decimal(0)
+        if total is None or tax is None:
+            bad = "total" if total is None else "total_tax"
+            raise IntakeRejectedError(
+                422,
+                "VALIDATION_FAILED",
+                "a fee line's amount cannot be read",
+                [
+                    {
+                        "field": f"fee_lines.{i}.{bad}",
+                        "code": "fee_unreadable",
+                        "message": f"{bad} is not a number: the order's total cannot be stated exactly",
+                    }
+                ],
+            )
+        amount = total + tax if inclusive else total
+        if amount > 0:
+            line = {"name": _str(fee.get("name")) or "Fee", "quantity": 1, "unit_price": amount}
+            lines.append(line | ({"tax": tax} if tax else {}))
+        elif amount < 0:
+            discount -= amount
+    return lines, discount
+
+
 def from_woocommerce(payload: Any) -> dict[str, Any]:
-    """A WooCommerce REST API v3 order object (the `order.created` webhook body), money exact."""
+    """A WooCommerce REST API v3 order object (the `order.created` webhook body), money exact
+    (the rules: this module's docstring). Raises IntakeRejectedError for what cannot be read."""
     from orderbridge.intake.mapping import _amount, _clean, _str
 
     if not isinstance(payload, dict):
         raise IntakeRejectedError(400, "MALFORMED_BODY", "a WooCommerce order payload is a JSON object")
     currency = _str(payload.get("currency"))
     places = _places(currency)
+    inclusive = payload.get("prices_include_tax") is True
     billing = payload.get("billing") if isinstance(payload.get("billing"), dict) else {}
-    lines = [_line(i, places) for i in payload.get("line_items") or [] if isinstance(i, dict)]
+    lines = [_line(i, places, inclusive) for i in payload.get("line_items") or [] if isinstance(i, dict)]
+    fee_lines, fee_discount = _fees(payload.get("fee_lines") or [], inclusive)
     codes = [_str(c.get("code")) for c in payload.get("coupon_lines") or [] if isinstance(c, dict)]
     placed = _str(payload.get("date_created_gmt"))
     buyer = _clean(
@@ -140,6 +209,9 @@ def from_woocommerce(payload: Any) -> dict[str, Any]:
         }
     )
     shipping_lines = [s for s in payload.get("shipping_lines") or [] if isinstance(s, dict)]
+    shipping, shipping_tax = _amount(payload.get("shipping_total")), _amount(payload.get("shipping_tax"))
+    if inclusive and shipping is not None:
+        shipping += shipping_tax or Decimal(0)
     return _clean(
         {
             "external_order_id": _str(payload.get("id")),
@@ -150,14 +222,19 @@ def from_woocommerce(payload: Any) -> dict[str, Any]:
             "notes": _str(payload.get("customer_note")),
             "payment_method": _str(payload.get("payment_method_title"))
             or _str(payload.get("payment_method")),
-            "shipping_total": _amount(payload.get("shipping_total")) if shipping_lines else None,
-            "shipping_tax": _amount(payload.get("shipping_tax")) or None,
+            "shipping_total": shipping if shipping_lines else None,
+            "shipping_tax": shipping_tax or None,
             "total_tax": _amount(payload.get("total_tax")),
             "total": _amount(payload.get("total")),
             "placed_at": f"{placed}+00:00" if placed and len(placed) == 19 else placed,
             "metadata": _clean({"woocommerce_number": _str(payload.get("number"))}),
         }
-    ) | {"buyer": buyer, "lines": lines, "taxes_included": False, "order_discount": Decimal(0)}
+    ) | {
+        "buyer": buyer,
+        "lines": lines + fee_lines,
+        "taxes_included": inclusive,
+        "order_discount": fee_discount,
+    }
 
 
 def woocommerce_order(
@@ -184,6 +261,9 @@ class WooCommerceSource(Source):
     settings_model = WooCommerceSettings
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """`webhook_id=<n>` and nothing else: `WC_Webhook::deliver_ping`, which is unsigned and
+        sets no Content-Type of its own (so neither is looked at). Answered 200, creating nothing;
+        any other unsigned body still meets the signature check."""
         return _PING.match(body.strip()) is not None
 
     def verify(
