@@ -12,12 +12,26 @@ secret) from `api_base_url`: `GET /stores/{store_hash}/v2/orders/{id}`, `/produc
 `/shipping_addresses`. A fetch that fails is answered 503 (BigCommerce retries); the token never
 reaches a log.
 
-Money (v2 order, in `default_currency_code`, else `currency_code`): each product's
-`price_ex_tax` is the unit price and `(price_inc_tax - price_ex_tax) x quantity` its tax
-(`taxes_included` false); `discount_amount` plus `coupon_discount` is the order's discount;
-shipping, handling and wrapping (ex tax) are the shipping total, their tax the shipping tax;
-`total_tax` and `total_inc_tax` are stated, so an order that does not add up is recorded FAILED
-with the reason. The shop is the store hash (`producer`), the order's id its id at the origin.
+Money (v2 order, in `default_currency_code`, else `currency_code`). Sources: BigCommerce's Orders
+v2 OpenAPI file (`contracts/bigcommerce/orders.v2.oas2.yml`, "OAS"), and its guide "Orders
+overview" (`docs/store-operations/orders/index.mdx` in bigcommerce/docs, "Calculating totals"):
+
+* The total is `total_inc_tax` (what the buyer pays) and the tax `total_tax`, both stated, so an
+  order these fields do not add up to is recorded FAILED with the reason, never sent wrong.
+* Handling and wrapping are part of the total ("Calculating totals": products, shipping, handling
+  and wrapping costs make it). The canonical order has no field of their own: they join shipping
+  (`shipping_total`, their tax `shipping_tax`), which keeps the total exact.
+* `discount_amount` ("Amount of discount for this transaction") and `coupon_discount` (read-only:
+  a coupon redeemed at checkout; the API cannot write it, "Is adding coupons available?") are
+  separate amounts, both taken off: OAS `order_Resp` example (order 218) has 5.00 of each and
+  `total_inc_tax` = `subtotal_inc_tax` + `shipping_cost_inc_tax` - 10.00.
+* `is_tax_inclusive_pricing` (OAS `order_RespOnly`): "If true, ... the values of
+  `subtotal_inc_tax`, `shipping_cost_inc_tax`, `handling_cost_inc_tax`, `wrapping_cost_inc_tax`
+  and `total_inc_tax` are not estimated but actual values". So a tax-inclusive order maps the
+  `*_inc_tax` side (`taxes_included`: its discounts are amounts with tax), any other the `*_ex_tax`
+  side with `total_tax` on top. Each product's tax is `(price_inc_tax - price_ex_tax) x quantity`.
+
+The shop is the store hash (`producer`), the order's id its id at the origin.
 """
 
 from __future__ import annotations
@@ -126,7 +140,8 @@ def _address(a: Any) -> dict[str, Any] | None:
     )
 
 
-def _line(p: Mapping[str, Any], places: int) -> dict[str, Any]:
+def _line(p: Mapping[str, Any], places: int, inclusive: bool) -> dict[str, Any]:
+    """A product: its unit price with tax when `inclusive`, without otherwise."""
     from orderbridge.intake.mapping import _clean, _str
 
     quantity = p.get("quantity")
@@ -144,7 +159,7 @@ def _line(p: Mapping[str, Any], places: int) -> dict[str, Any]:
             "sku": _str(p.get("sku")),
             "name": _str(p.get("name")),
             "quantity": quantity,
-            "unit_price": ex,
+            "unit_price": inc if inclusive else ex,
             "tax": tax or None,
             "options": options,
         }
@@ -161,24 +176,24 @@ def _placed_at(value: Any) -> str | None:
 def from_bigcommerce(
     order: Mapping[str, Any], products: Sequence[Any], shipping_addresses: Sequence[Any]
 ) -> dict[str, Any]:
-    """A v2 order with its products and shipping addresses as a canonical order, money exact."""
+    """A v2 order with its products and shipping addresses as a canonical order, money exact
+    (the rules: this module's docstring)."""
     from orderbridge.intake.mapping import _clean, _str
 
     currency = _str(order.get("default_currency_code")) or _str(order.get("currency_code"))
     places = _places(currency)
+    inclusive = order.get("is_tax_inclusive_pricing") is True
     zero = Decimal(0)
 
     def amount(key: str) -> Decimal:
         return _exact(order.get(key), places) or zero
 
     billing = order.get("billing_address") if isinstance(order.get("billing_address"), dict) else {}
-    shipping_ex = (
-        amount("shipping_cost_ex_tax") + amount("handling_cost_ex_tax") + amount("wrapping_cost_ex_tax")
-    )
-    shipping_inc = (
-        amount("shipping_cost_inc_tax") + amount("handling_cost_inc_tax") + amount("wrapping_cost_inc_tax")
-    )
+    charges = ("shipping", "handling", "wrapping")
+    shipping_ex = sum((amount(f"{k}_cost_ex_tax") for k in charges), zero)
+    shipping_inc = sum((amount(f"{k}_cost_inc_tax") for k in charges), zero)
     ship_to = next((a for a in shipping_addresses if isinstance(a, dict)), None)
+    shipping = shipping_inc if inclusive else shipping_ex
     buyer = _clean(
         {
             "email": _str(billing.get("email")),
@@ -196,7 +211,7 @@ def from_bigcommerce(
             "shipping_address": _address(ship_to),
             "notes": _str(order.get("customer_message")),
             "payment_method": _str(order.get("payment_method")),
-            "shipping_total": shipping_ex if ship_to is not None or shipping_ex else None,
+            "shipping_total": shipping if ship_to is not None or shipping else None,
             "shipping_tax": (shipping_inc - shipping_ex) or None,
             "total_tax": _exact(order.get("total_tax"), places),
             "total": _exact(order.get("total_inc_tax"), places),
@@ -205,8 +220,8 @@ def from_bigcommerce(
         }
     ) | {
         "buyer": buyer,
-        "lines": [_line(p, places) for p in products if isinstance(p, dict)],
-        "taxes_included": False,
+        "lines": [_line(p, places, inclusive) for p in products if isinstance(p, dict)],
+        "taxes_included": inclusive,
         "order_discount": amount("discount_amount") + amount("coupon_discount"),
     }
 
