@@ -67,6 +67,12 @@ class ConfigStore:
         try:
             raw = self._provider.get(self._key, max_age=self._max_age)
         except Exception as exc:  # botocore errors, missing object
+            if _is_missing_object(exc):
+                where = f"s3://{self._provider.bucket}/{self._key}"
+                raise ConfigurationError(
+                    f"no configuration was uploaded at {where}: check a document with "
+                    f"`orderbridge config check FILE`, then upload it with `aws s3 cp FILE {where}`"
+                ) from exc
             raise ConfigurationError(f"cannot read configuration s3://.../{self._key}: {exc}") from exc
         assert isinstance(raw, str)
         if raw == self._raw and self._parsed is not None:
@@ -91,3 +97,16 @@ class ConfigStore:
         if self._parsed is not None:
             return self._parsed
         raise error
+
+
+def _is_missing_object(exc: BaseException) -> bool:
+    """S3's NoSuchKey (or a 404) anywhere in the chain: Powertools wraps it in GetParameterError."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        error = getattr(seen, "response", None)
+        if isinstance(error, dict) and (error.get("Error") or {}).get("Code") in {"NoSuchKey", "404"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
