@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orderbridge import wiring
+from orderbridge.settings import DispatcherEnvironment
 
 logger = Logger()
 tracer = Tracer()
@@ -19,7 +20,8 @@ metrics = Metrics()
 # A batch whose every record goes back to retry is routine (a 429, a provider down), not an error
 # of the function: its records are reported as failures, the invocation itself succeeds.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-dispatcher = wiring.dispatcher()
+# Read once per execution environment; a missing or bad variable is a SettingsError naming it.
+dispatcher = wiring.dispatcher(DispatcherEnvironment.from_environ())
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:

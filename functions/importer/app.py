@@ -9,11 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from orderbridge import wiring
 from orderbridge.imports.service import ImportTrigger
 from orderbridge.imports.summary import RunStatus
+from orderbridge.settings import ImporterEnvironment
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-service = wiring.import_service()
+# Read once per execution environment; a missing or bad variable is a SettingsError naming it.
+service = wiring.import_service(ImporterEnvironment.from_environ())
 
 
 @logger.inject_lambda_context

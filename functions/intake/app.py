@@ -7,7 +7,6 @@ event with only `multiValueHeaders` gets its `headers` from them. `API_BASE_PATH
 separated, e.g. `/shop`) names custom-domain base paths that prefix every route.
 """
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -29,15 +28,18 @@ from orderbridge.intake.http import (
     error_response,
     raw_body,
 )
+from orderbridge.settings import IntakeEnvironment
 
 logger = Logger()
 # The handler is traced, its routes not: Tracer.capture_method logs every exception at ERROR with
 # its traceback, and a refused request (4xx) is the client's mistake, not an error of ours.
 tracer = Tracer()
 metrics = Metrics()
-BASE_PATHS = [p.rstrip("/") for p in os.environ.get("API_BASE_PATH", "").split(",") if p.strip("/ ")]
+# Read once per execution environment; a missing or bad variable is a SettingsError naming it.
+env = IntakeEnvironment.from_environ()
+BASE_PATHS = list(env.api_base_paths)
 app = APIGatewayRestResolver(strip_prefixes=BASE_PATHS or None)
-service = wiring.intake_service()
+service = wiring.intake_service(env)
 
 
 @app.post("/forms/<form_key>")

@@ -6,26 +6,23 @@ Both become FAILED_RETRYABLE with that code, so they show up for an operator ins
 unnoticed (`OutcomeStore.sweep`; docs/operations.md, "Runbook: stalled records").
 """
 
-import os
-from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orderbridge import constants, wiring
+from orderbridge import wiring
 from orderbridge.models.outcome import OutcomeStatus
+from orderbridge.settings import SweeperEnvironment
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-store = wiring.outcome_store()
-stale_received = timedelta(
-    seconds=int(
-        os.environ.get(constants.STALE_RECEIVED_SECONDS_ENV, constants.STALE_RECEIVED_SECONDS_DEFAULT)
-    )
-)
+# Read once per execution environment; a missing or bad variable is a SettingsError naming it.
+env = SweeperEnvironment.from_environ()
+store = wiring.outcome_store(env)
+stale_received = env.stale_received
 
 
 @logger.inject_lambda_context

@@ -71,6 +71,22 @@ class SecretNames:
         return f"{self.resource_prefix}/identity/tracking-id-key"
 
 
+#: The key of pydantic's validation context that carries the prefix to check secret ids against.
+CONTEXT_KEY: Final = "resource_prefix"
+
+
+def validation_context(resource_prefix: str | None) -> dict[str, str]:
+    """The validation context that makes the configuration check use `resource_prefix` (None: the
+    default prefix)."""
+    return {CONTEXT_KEY: resource_prefix or DEFAULT_RESOURCE_PREFIX}
+
+
+def secret_names_in(context: object) -> SecretNames:
+    """The secret names under the prefix a validation context carries, else the default prefix."""
+    prefix = context.get(CONTEXT_KEY) if isinstance(context, Mapping) else None
+    return SecretNames(prefix or DEFAULT_RESOURCE_PREFIX)
+
+
 def _secret_names(data: dict[str, Any]) -> SecretNames:
     """For default factories: the prefix validated so far (the default when it was refused, which
     is then reported on its own)."""

@@ -1,22 +1,31 @@
-"""Building the services from environment variables (the names live in `constants`).
+"""Building the services from each function's environment model (`orderbridge.settings`).
 
-The Lambda functions call these once per execution environment, at import time, so clients
-and caches survive across invocations. Each builder imports what it builds, so a function loads only
-its own path: the dispatcher never imports the intake, and the intake imports the dispatcher (with
-`requests` and the provider adapters) only when a checkout-mode form first needs it.
+The Lambda functions read their model once per execution environment, at import, and pass it here,
+so clients and caches survive across invocations. Called without a model, a builder reads the one it
+needs from `os.environ` now (the local run and tests set the environment, then build). Each builder
+imports what it builds, so a function loads only its own path: the dispatcher never imports the
+intake, and the intake imports the dispatcher (with `requests` and the provider adapters) only when
+a checkout-mode form first needs it. A missing or bad variable raises SettingsError.
 """
 
 from __future__ import annotations
 
-import os
+from functools import partial
 from typing import TYPE_CHECKING
 
-from orderbridge import clients, constants
+from orderbridge import clients
 from orderbridge.config import ConfigStore
 from orderbridge.credentials import CredentialStore
 from orderbridge.identity import TrackingIds
 from orderbridge.outcomes import OutcomeStore
 from orderbridge.ratelimit import DynamoDBRateLimiter, PostRateLimiter
+from orderbridge.settings import (
+    DispatcherEnvironment,
+    FunctionEnvironment,
+    ImporterEnvironment,
+    IntakeEnvironment,
+    PipelineEnvironment,
+)
 
 if TYPE_CHECKING:
     from orderbridge.dispatch import Dispatcher
@@ -25,116 +34,106 @@ if TYPE_CHECKING:
     from orderbridge.payloads import EventCodec
 
 
-def _env(name: str, default: object = None) -> str:
-    value = os.environ.get(name)
-    if value is None:
-        if default is None:
-            raise KeyError(f"environment variable {name} is required")
-        return str(default)
-    return value
-
-
-def config_store() -> ConfigStore:
+def config_store(env: PipelineEnvironment | None = None) -> ConfigStore:
+    """The configuration document, checked against the stack's RESOURCE_PREFIX."""
+    env = env or PipelineEnvironment.from_environ()
     return ConfigStore(
-        bucket=_env(constants.CONFIG_BUCKET_ENV),
-        key=_env(constants.CONFIG_KEY_ENV, constants.CONFIG_KEY_DEFAULT),
-        max_age=int(_env(constants.CONFIG_MAX_AGE_ENV, constants.CONFIG_MAX_AGE_DEFAULT)),
+        bucket=env.config_bucket,
+        key=env.config_key,
+        max_age=env.config_max_age_seconds,
+        resource_prefix=env.resource_prefix,
     )
 
 
-def credential_store() -> CredentialStore:
-    return CredentialStore(max_age=int(_env(constants.SECRET_MAX_AGE_ENV, constants.SECRET_MAX_AGE_DEFAULT)))
+def credential_store(env: PipelineEnvironment | None = None) -> CredentialStore:
+    env = env or PipelineEnvironment.from_environ()
+    return CredentialStore(max_age=env.secret_max_age_seconds)
 
 
-def outcome_store() -> OutcomeStore:
-    return OutcomeStore(
-        table_name=_env(constants.OUTCOME_TABLE_ENV),
-        ttl_days=int(_env(constants.OUTCOME_TTL_DAYS_ENV, constants.OUTCOME_TTL_DAYS_DEFAULT)),
-    )
+def outcome_store(env: FunctionEnvironment | None = None) -> OutcomeStore:
+    env = env or FunctionEnvironment.from_environ()
+    return OutcomeStore(table_name=env.outcome_table, ttl_days=env.outcome_ttl_days)
 
 
-def event_codec() -> EventCodec:
+def event_codec(env: PipelineEnvironment | None = None) -> EventCodec:
     """Queue bodies, with events over SQS's size limit kept in the event payload bucket."""
     from orderbridge.payloads import EventCodec
 
-    return EventCodec(
-        s3_client=clients.client("s3"), bucket=os.environ.get(constants.EVENT_PAYLOAD_BUCKET_ENV)
-    )
+    env = env or PipelineEnvironment.from_environ()
+    return EventCodec(s3_client=clients.client("s3"), bucket=env.event_payload_bucket)
 
 
-def tracking_ids(credentials: CredentialStore) -> TrackingIds:
+def tracking_ids(credentials: CredentialStore, env: PipelineEnvironment | None = None) -> TrackingIds:
     """Tracking ids keyed by the stack's secret (every function derives them the same way)."""
-    secret_id = _env(constants.TRACKING_ID_KEY_SECRET_ENV, constants.TRACKING_ID_KEY_SECRET_DEFAULT)
-    return TrackingIds.from_secret(credentials, secret_id)
+    env = env or PipelineEnvironment.from_environ()
+    return TrackingIds.from_secret(credentials, env.tracking_id_key_secret_id)
 
 
-def post_rate_limiter(credentials: CredentialStore) -> PostRateLimiter | None:
+def post_rate_limiter(
+    credentials: CredentialStore, env: IntakeEnvironment | None = None
+) -> PostRateLimiter | None:
     """Form post limits in the shared rate-limit table; IPs keyed by a hash whose key is a secret."""
-    table = os.environ.get(constants.RATE_LIMIT_TABLE_ENV)
-    if not table:
+    env = env or IntakeEnvironment.from_environ()
+    if not env.rate_limit_table:
         return None
-    secret_id = _env(constants.CLIENT_HASH_SECRET_ENV, constants.CLIENT_HASH_SECRET_DEFAULT)
+    secret_id = env.client_hash_secret_id
 
     def hash_key() -> bytes | None:
         value = credentials.get(secret_id)
         key = value.get("key") or value.get("token")
         return str(key).encode() if key else None
 
-    return PostRateLimiter(limiter=DynamoDBRateLimiter(table_name=table), hash_key=hash_key)
+    return PostRateLimiter(limiter=DynamoDBRateLimiter(table_name=env.rate_limit_table), hash_key=hash_key)
 
 
-def intake_service() -> IntakeService:
+def intake_service(env: IntakeEnvironment | None = None) -> IntakeService:
     from orderbridge.intake import IntakeService
 
-    credentials = credential_store()
+    env = env or IntakeEnvironment.from_environ()
+    credentials = credential_store(env)
     return IntakeService(
-        config=config_store(),
-        outcomes=outcome_store(),
+        config=config_store(env),
+        outcomes=outcome_store(env),
         credentials=credentials,
-        post_limiter=post_rate_limiter(credentials),
-        secret_refresh_interval=float(
-            _env(constants.SIGNING_SECRET_REFRESH_ENV, constants.SIGNING_SECRET_REFRESH_DEFAULT)
-        ),
+        post_limiter=post_rate_limiter(credentials, env),
+        secret_refresh_interval=env.signing_secret_refresh_seconds,
         sqs_client=clients.client("sqs"),
-        queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
-        tracking_ids=tracking_ids(credentials),
-        codec=event_codec(),
-        webhook_tolerance=int(_env(constants.WEBHOOK_TOLERANCE_ENV, constants.WEBHOOK_TOLERANCE_DEFAULT)),
-        max_body_bytes=int(_env(constants.MAX_BODY_BYTES_ENV, constants.MAX_BODY_BYTES_DEFAULT)),
-        dispatcher_factory=dispatcher,
+        queue_url=env.order_queue_url,
+        tracking_ids=tracking_ids(credentials, env),
+        codec=event_codec(env),
+        webhook_tolerance=env.webhook_tolerance_seconds,
+        max_body_bytes=env.max_body_bytes,
+        dispatcher_factory=partial(dispatcher, env),  # the environment read once, not again
     )
 
 
-def dispatcher() -> Dispatcher:
+def dispatcher(env: DispatcherEnvironment | None = None) -> Dispatcher:
     from orderbridge.dispatch import Dispatcher, DispatcherSettings
 
-    credentials = credential_store()
+    env = env or DispatcherEnvironment.from_environ()
+    credentials = credential_store(env)
     return Dispatcher(
-        config=config_store(),
-        outcomes=outcome_store(),
+        config=config_store(env),
+        outcomes=outcome_store(env),
         credentials=credentials,
-        tracking_ids=tracking_ids(credentials),
-        codec=event_codec(),
+        tracking_ids=tracking_ids(credentials, env),
+        codec=event_codec(env),
         sqs_client=clients.client("sqs"),
-        queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
-        dead_letter_queue_url=os.environ.get(constants.DEAD_LETTER_QUEUE_URL_ENV),
-        limiter=DynamoDBRateLimiter(table_name=os.environ[constants.RATE_LIMIT_TABLE_ENV])
-        if os.environ.get(constants.RATE_LIMIT_TABLE_ENV)
-        else None,
+        queue_url=env.order_queue_url,
+        dead_letter_queue_url=env.dead_letter_queue_url,
+        limiter=DynamoDBRateLimiter(table_name=env.rate_limit_table) if env.rate_limit_table else None,
         settings=DispatcherSettings(
-            max_receive_count=int(_env(constants.MAX_RECEIVE_COUNT_ENV, constants.MAX_RECEIVE_COUNT_DEFAULT)),
-            retry_base_delay=float(_env(constants.RETRY_BASE_DELAY_ENV, constants.RETRY_BASE_DELAY_DEFAULT)),
-            retry_max_delay=float(_env(constants.RETRY_MAX_DELAY_ENV, constants.RETRY_MAX_DELAY_DEFAULT)),
-            lease_seconds=int(_env(constants.LEASE_SECONDS_ENV, constants.LEASE_SECONDS_DEFAULT)),
-            provider_timeout=float(_env(constants.PROVIDER_TIMEOUT_ENV, constants.PROVIDER_TIMEOUT_DEFAULT)),
-            rate_limit_max_wait=float(
-                _env(constants.RATE_LIMIT_MAX_WAIT_ENV, constants.RATE_LIMIT_MAX_WAIT_DEFAULT)
-            ),
+            max_receive_count=env.max_receive_count,
+            retry_base_delay=env.retry_base_delay_seconds,
+            retry_max_delay=env.retry_max_delay_seconds,
+            lease_seconds=env.delivery_lease_seconds,
+            provider_timeout=env.provider_timeout_seconds,
+            rate_limit_max_wait=env.rate_limit_max_wait_seconds,
         ),
     )
 
 
-def import_service() -> ImportService:
+def import_service(env: ImporterEnvironment | None = None) -> ImportService:
     """The importer: S3 files and feeds into the order queue (docs/imports.md)."""
     from orderbridge.imports.enqueue import OrderSink
     from orderbridge.imports.feed import FeedClient
@@ -142,32 +141,31 @@ def import_service() -> ImportService:
     from orderbridge.imports.state import ImportStateStore
     from orderbridge.imports.summary import SummaryWriter
 
+    env = env or ImporterEnvironment.from_environ()
     dynamodb = clients.client("dynamodb")
-    ttl_days = int(_env(constants.OUTCOME_TTL_DAYS_ENV, constants.OUTCOME_TTL_DAYS_DEFAULT))
-    outcome_table = _env(constants.OUTCOME_TABLE_ENV)
+    credentials = credential_store(env)
     state = ImportStateStore(
-        table_name=_env(constants.IMPORT_STATE_TABLE_ENV), dynamodb_client=dynamodb, ttl_days=ttl_days
+        table_name=env.import_state_table, dynamodb_client=dynamodb, ttl_days=env.outcome_ttl_days
     )
     return ImportService(
-        config=config_store(),
+        config=config_store(env),
         state=state,
         sink=OrderSink(
             sqs_client=clients.client("sqs"),
-            queue_url=_env(constants.ORDER_QUEUE_URL_ENV),
+            queue_url=env.order_queue_url,
             dynamodb_client=dynamodb,
-            outcome_table=outcome_table,
+            outcome_table=env.outcome_table,
             state=state,
-            tracking_ids=tracking_ids(credential_store()),
-            codec=event_codec(),
+            tracking_ids=tracking_ids(credentials, env),
+            codec=event_codec(env),
         ),
-        summaries=SummaryWriter(dynamodb_client=dynamodb, outcome_table=outcome_table, ttl_days=ttl_days),
+        summaries=SummaryWriter(
+            dynamodb_client=dynamodb, outcome_table=env.outcome_table, ttl_days=env.outcome_ttl_days
+        ),
         s3_client=clients.client("s3"),
-        import_bucket=os.environ.get(constants.IMPORT_BUCKET_ENV),
-        feed_client=FeedClient(credentials=credential_store()),
+        import_bucket=env.import_bucket,
+        feed_client=FeedClient(credentials=credentials),
         settings=ImportSettings(
-            safety_margin_seconds=float(
-                _env(constants.IMPORT_SAFETY_MARGIN_ENV, constants.IMPORT_SAFETY_MARGIN_DEFAULT)
-            ),
-            chunk_orders=int(_env(constants.IMPORT_CHUNK_ORDERS_ENV, constants.IMPORT_CHUNK_ORDERS_DEFAULT)),
+            safety_margin_seconds=env.import_safety_margin_seconds, chunk_orders=env.import_chunk_orders
         ),
     )

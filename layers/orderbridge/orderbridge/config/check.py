@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from orderbridge.exceptions import ConfigurationError
 from orderbridge.models.config import PLACEHOLDER, OrderbridgeConfig, placeholders
+from orderbridge.settings import validation_context
 
 #: The placeholders the local run fills in (`orderbridge_local.system.render_config`), with a
 #: stand-in of the same kind used while checking.
@@ -53,8 +54,13 @@ def problems_of(exc: ValidationError) -> list[str]:
     return lines
 
 
-def validate_document(document: str | bytes | dict[str, Any], *, local: bool = False) -> OrderbridgeConfig:
+def validate_document(
+    document: str | bytes | dict[str, Any], *, local: bool = False, resource_prefix: str | None = None
+) -> OrderbridgeConfig:
     """The validated configuration, or InvalidConfigurationError listing every problem.
+
+    Secret ids are checked against the stack's RESOURCE_PREFIX, `resource_prefix` (None: the
+    default, `orderbridge`): `{prefix}/providers/`, `{prefix}/webhooks/`, `{prefix}/imports/`.
 
     `${NAME}` placeholders are refused unless `local` (the local run fills them in before the
     functions read the document; on AWS nothing does, so a placeholder left is a broken URL)."""
@@ -81,7 +87,7 @@ def validate_document(document: str | bytes | dict[str, Any], *, local: bool = F
             f"{where} is not filled in by the local run (only {known} is)" for where in placeholders(data)
         ]
     try:
-        config = OrderbridgeConfig.model_validate(data)
+        config = OrderbridgeConfig.model_validate(data, context=validation_context(resource_prefix))
     except ValidationError as exc:
         problems += problems_of(exc)
     if problems:

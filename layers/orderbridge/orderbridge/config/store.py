@@ -44,8 +44,17 @@ class ConfigStore:
     #: (`ConfigStore.refresh_all`); on AWS a change is picked up when `max_age` runs out.
     _instances: ClassVar[weakref.WeakSet[ConfigStore]] = weakref.WeakSet()
 
-    def __init__(self, *, bucket: str, key: str, max_age: int = 60, s3_client: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        key: str,
+        max_age: int = 60,
+        s3_client: Any = None,
+        resource_prefix: str | None = None,
+    ) -> None:
         ConfigStore._instances.add(self)
+        self._resource_prefix = resource_prefix  # secret ids are checked against it (None: default)
         self._provider = S3ConfigProvider(bucket=bucket, s3_client=s3_client)
         self._key = key
         self._max_age = max_age
@@ -81,7 +90,7 @@ class ConfigStore:
             error = self._refused[1]
         else:
             try:
-                self._parsed = validate_document(raw)
+                self._parsed = validate_document(raw, resource_prefix=self._resource_prefix)
             except InvalidConfigurationError as exc:
                 error = exc
                 self._refused = (raw, exc)

@@ -12,11 +12,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
 
 from orderbridge.models.names import Name, Shop
-
-SECRET_PREFIX = "orderbridge/imports/"
+from orderbridge.settings import secret_names_in
 
 _ADDRESS = ("first_name", "last_name", "company", "address1", "address2", "city", "province", "zip")
 ORDER_TARGETS: frozenset[str] = frozenset(
@@ -392,7 +399,10 @@ class FeedSource(_Config):
     route: Name
     shop: Shop = None
     url: AnyHttpUrl
-    secret_id: str | None = Field(default=None, description=f"Secrets Manager id under {SECRET_PREFIX}.")
+    secret_id: str | None = Field(
+        default=None,
+        description="Secrets Manager id under `{RESOURCE_PREFIX}/imports/` (default `orderbridge`).",
+    )
     auth: FeedAuth = Field(default_factory=FeedAuth)
     paging: FeedPaging = Field(default_factory=FeedPaging)
     mapping: FieldMapping
@@ -401,11 +411,10 @@ class FeedSource(_Config):
     enabled: bool = True
 
     @model_validator(mode="after")
-    def _secret(self) -> FeedSource:
-        if self.secret_id is not None and not self.secret_id.startswith(SECRET_PREFIX):
-            raise ValueError(
-                f"secret_id must start with {SECRET_PREFIX!r} (the importer may read only those)"
-            )
+    def _secret(self, info: ValidationInfo) -> FeedSource:
+        prefix = secret_names_in(info.context).imports  # the prefix in effect (validation context)
+        if self.secret_id is not None and not self.secret_id.startswith(prefix):
+            raise ValueError(f"secret_id must start with {prefix!r} (the importer may read only those)")
         if self.auth.type != "none" and self.secret_id is None:
             raise ValueError(f"auth type {self.auth.type!r} needs a secret_id")
         return self

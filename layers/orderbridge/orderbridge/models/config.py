@@ -18,17 +18,15 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
 from orderbridge.imports.config import ImportSource
 from orderbridge.models import money
 from orderbridge.models.names import Name, Shop
+from orderbridge.settings import SecretNames, secret_names_in
 
-#: The functions' roles may read only secrets under these (template.yaml `GetSecretValue` policies):
-#: any other id works on moto and is AccessDenied on AWS.
-DESTINATION_SECRET_PREFIX = "orderbridge/providers/"
-WEBHOOK_SECRET_PREFIX = "orderbridge/webhooks/"
 #: `${NAME}` left in a document: the local run fills these in (`${SANDBOX_URL}`); AWS never does.
 PLACEHOLDER = re.compile(r"\$\{[A-Za-z0-9_]*\}")
 
@@ -313,7 +311,7 @@ class OrderbridgeConfig(_Config):
     )
 
     @model_validator(mode="after")
-    def _references_exist(self) -> OrderbridgeConfig:
+    def _references_exist(self, info: ValidationInfo) -> OrderbridgeConfig:
         problems: list[str] = []
         for name, route in self.routes.items():
             problems += [
@@ -331,28 +329,29 @@ class OrderbridgeConfig(_Config):
         for name, source in self.imports.items():
             if source.route not in self.routes:
                 problems.append(f"import source {name!r} names unknown route {source.route!r}")
-        problems += self._secret_problems()
+        problems += self._secret_problems(secret_names_in(info.context))
         problems += self._provider_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    def _secret_problems(self) -> list[str]:
+    def _secret_problems(self, names: SecretNames) -> list[str]:
+        """Secret ids outside the prefixes the functions' roles may read (template.yaml's
+        `GetSecretValue` policies, under RESOURCE_PREFIX; validation context `resource_prefix`,
+        default `orderbridge`): any other id works on moto and is AccessDenied on AWS."""
         why = (
             "the functions' roles may read only secrets under it (template.yaml): "
             "any other id is AccessDenied on AWS"
         )
         problems = [
-            f"destination {name!r}: secret_id {d.secret_id!r} must start with "
-            f"{DESTINATION_SECRET_PREFIX!r}: {why}"
+            f"destination {name!r}: secret_id {d.secret_id!r} must start with {names.providers!r}: {why}"
             for name, d in self.destinations.items()
-            if not d.secret_id.startswith(DESTINATION_SECRET_PREFIX)
+            if not d.secret_id.startswith(names.providers)
         ]
         problems += [
-            f"webhook source {name!r}: secret_id {h.secret_id!r} must start with "
-            f"{WEBHOOK_SECRET_PREFIX!r}: {why}"
+            f"webhook source {name!r}: secret_id {h.secret_id!r} must start with {names.webhooks!r}: {why}"
             for name, h in self.webhooks.items()
-            if not h.secret_id.startswith(WEBHOOK_SECRET_PREFIX)
+            if not h.secret_id.startswith(names.webhooks)
         ]
         # A signature proves who sent a delivery only if its secret belongs to one source: with a
         # shared secret, one delivery posted to both sources is valid twice, as two orders.
