@@ -19,7 +19,6 @@ is read from AWS (`config check FILE` is that offline check).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,8 +145,14 @@ def _safe_message(error: dict[str, Any]) -> str:
     return message
 
 
-def _model_needs(model: type[BaseModel]) -> Needs:
-    """The keys a provider's `credentials_model` requires, named by key, never by value."""
+def _credentials_needs(provider: str) -> Needs:
+    """The keys the provider adapter's `credentials_model` requires, named by key, never by value
+    (only that the secret is set when the adapter declares no model)."""
+    cls = get_provider_class(provider)
+    model = getattr(cls, "credentials_model", None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return _nothing
+    shape = cls.credentials_shape() if hasattr(cls, "credentials_shape") else model.__name__
 
     def needs(value: dict[str, Any]) -> list[tuple[Code, str]]:
         try:
@@ -157,14 +162,12 @@ def _model_needs(model: type[BaseModel]) -> Needs:
             for error in exc.errors(include_url=False):
                 key = ".".join(str(part) for part in error["loc"])
                 if error["type"] == "missing":
-                    found.append((Code.SECRET_KEY_MISSING, f"has no {key!r} ({model.__name__})"))
+                    found.append((Code.SECRET_KEY_MISSING, f"has no {key!r} ({provider} reads {shape})"))
                 elif error["type"] == "extra_forbidden":
-                    found.append((Code.SECRET_KEY_INVALID, f"unknown key {key!r} ({model.__name__})"))
+                    found.append((Code.SECRET_KEY_INVALID, f"unknown key {key!r} ({provider} reads {shape})"))
                 else:
                     what = f"key {key!r} " if key else ""
-                    found.append(
-                        (Code.SECRET_KEY_INVALID, f"{what}{_safe_message(error)} ({model.__name__})")
-                    )
+                    found.append((Code.SECRET_KEY_INVALID, f"{what}{_safe_message(error)} ({provider})"))
             return found
         return []
 
@@ -174,27 +177,21 @@ def _model_needs(model: type[BaseModel]) -> Needs:
 def secret_uses(config: OrderbridgeConfig) -> list[SecretUse]:
     """Every secret the document names, with what its reader needs from it.
 
-    Destinations: the adapter's `credentials_model` when it declares one (else only that the
-    secret is set). Webhook sources: a signing key, read as the intake reads it. A BigCommerce
-    source's `api_secret_id`: the store token its fetch reads. Import feeds: the auth's key."""
+    Destinations: their adapter's `credentials_model`. Webhook sources: a signing key, read as
+    the intake reads it. A BigCommerce source's `api_secret_id`: a BigCommerce destination's
+    secret (the same store token). Import feeds: their auth's key."""
     uses: list[SecretUse] = []
     for name, destination in config.destinations.items():
-        model = getattr(get_provider_class(destination.provider), "credentials_model", None)
-        needs = _model_needs(model) if isinstance(model, type) and issubclass(model, BaseModel) else _nothing
+        needs = _credentials_needs(destination.provider)
         uses.append(SecretUse(f"destination {name!r} secret_id", destination.secret_id, needs))
     for name, hook in config.webhooks.items():
         uses.append(
             SecretUse(f"webhook source {name!r} secret_id", hook.secret_id, _signing, plain_text=True)
         )
         api_secret_id = getattr(hook, "api_secret_id", None)
-        if api_secret_id:  # orderbridge.sources.bigcommerce reads access_token, else token
-            uses.append(
-                SecretUse(
-                    f"webhook source {name!r} api_secret_id",
-                    api_secret_id,
-                    _any_of(("access_token",), ("token",)),
-                )
-            )
+        if api_secret_id:  # the store's API token: {"access_token": ...}, as a BigCommerce destination's
+            needs = _credentials_needs("bigcommerce")
+            uses.append(SecretUse(f"webhook source {name!r} api_secret_id", api_secret_id, needs))
     for name, source in config.imports.items():
         secret_id = getattr(source, "secret_id", None)
         if not secret_id:
@@ -364,20 +361,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(offline=cmd_validate, offline_only=True)
 
 
-def _loader_takes_prefix() -> bool:
-    return "resource_prefix" in inspect.signature(validate_document).parameters
-
-
-def _note_prefix(prefix: str, errors: Console) -> None:
-    if prefix != DEFAULT_RESOURCE_PREFIX and not _loader_takes_prefix():
-        render.note(
-            errors,
-            f"note: secret ids are checked against {DEFAULT_RESOURCE_PREFIX}/..., not {prefix}/...: "
-            "this orderbridge's loader takes no resource prefix",
-            style="yellow",
-        )
-
-
 def stack_resource_prefix(conn: Connection, stack_name: str | None) -> str:
     """The stack's `ResourcePrefix` parameter (template.yaml), else the default prefix."""
     if not stack_name:
@@ -385,14 +368,6 @@ def stack_resource_prefix(conn: Connection, stack_name: str | None) -> str:
     stacks = conn.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in stacks[0].get("Parameters", [])}
     return parameters.get(RESOURCE_PREFIX_PARAMETER) or DEFAULT_RESOURCE_PREFIX
-
-
-def _validate(document: str | bytes, *, local: bool, resource_prefix: str) -> OrderbridgeConfig:
-    """`validate_document`, with `resource_prefix` once the loader takes it."""
-    kwargs: dict[str, Any] = {"local": local}
-    if _loader_takes_prefix():
-        kwargs["resource_prefix"] = resource_prefix
-    return validate_document(document, **kwargs)
 
 
 def cmd_validate(args: argparse.Namespace, console: Console, errors: Console) -> int:
@@ -409,7 +384,6 @@ def cmd_validate(args: argparse.Namespace, console: Console, errors: Console) ->
         return USAGE
     if not remote:
         prefix = args.resource_prefix or DEFAULT_RESOURCE_PREFIX
-        _note_prefix(prefix, errors)
         return _offline(args.file, local=local, prefix=prefix, console=console, errors=errors)
     target = Target(
         region=args.region,
@@ -422,7 +396,6 @@ def cmd_validate(args: argparse.Namespace, console: Console, errors: Console) ->
         conn = Connection(target)
         location = locate(conn, args)
         prefix = args.resource_prefix or stack_resource_prefix(conn, args.stack_name)
-        _note_prefix(prefix, errors)
         if args.file is not None:
             text = _read_file(args.file)
             label = f"{args.file} (for {location})"
@@ -551,7 +524,7 @@ def _checked(
 ) -> OrderbridgeConfig | None:
     """The validated document, or None after printing one line per problem."""
     try:
-        return _validate(text, local=local, resource_prefix=prefix)
+        return validate_document(text, local=local, resource_prefix=prefix)
     except InvalidConfigurationError as exc:
         count = len(exc.problems)
         render.error(
