@@ -14,6 +14,9 @@ Routes (relative to the mount, as on `https://api.bigcommerce.com`):
   renamed. The adapter's lookup (providers/bigcommerce.py) checks each answered order.
 * `GET  /stores/{store_hash}/v2/orders/{id}/products` - the order's products
 * `GET  /stores/{store_hash}/v2/orders/{id}/shipping_addresses`
+* `POST /stores/{store_hash}/_sandbox/checkout` - sandbox only: an order as the store's checkout
+  places it (the create body plus `coupon_discount` and `is_tax_inclusive_pricing`, which the API
+  cannot write), for the BigCommerce storefront source to read
 
 Sources: the create-order page (seed 004) and BigCommerce's own OpenAPI file
 (`contracts/bigcommerce/orders.v2.oas2.yml`: `order_Post`, `order_Shared`, `billingAddress_Base`,
@@ -667,10 +670,29 @@ class Totals:
     total_inc_tax: Decimal
 
 
-def compute_totals(body: dict[str, Any], items: list[LineItem]) -> Totals:
+#: Set by the store's checkout only (read-only in the API): the sandbox's checkout route takes them.
+CHECKOUT_FIELDS = ("coupon_discount", "is_tax_inclusive_pricing")
+
+
+def _without(body: Any, keys: tuple[str, ...]) -> Any:
+    return {k: v for k, v in body.items() if k not in keys} if isinstance(body, dict) else body
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What only the store's own checkout sets on an order (read-only in the API): a redeemed
+    coupon (`coupon_discount`, taken off the total beside `discount_amount`, as in OAS `order_Resp`
+    example 218) and the store's tax-inclusive pricing (`is_tax_inclusive_pricing`)."""
+
+    coupon_discount: Decimal = Decimal(0)
+    is_tax_inclusive_pricing: bool = False
+
+
+def compute_totals(body: dict[str, Any], items: list[LineItem], checkout: Checkout | None = None) -> Totals:
     """BigCommerce's totals: subtotal = products' price x quantity, total = subtotal + shipping +
-    handling + wrapping - `discount_amount` (never negative); the `subtotal_*` and `total_*`
-    override pairs win where given (OAS `order_Shared`: "Override value for ...")."""
+    handling + wrapping - `discount_amount` - a checkout's `coupon_discount` (never negative);
+    the `subtotal_*` and `total_*` override pairs win where given (OAS `order_Shared`: "Override
+    value for ...")."""
 
     def given(key: str, default: Decimal) -> Decimal:
         amount = parse_money(body.get(key))
@@ -686,8 +708,9 @@ def compute_totals(body: dict[str, Any], items: list[LineItem]) -> Totals:
     wrapping_ex = given("wrapping_cost_ex_tax", zero)
     wrapping_inc = given("wrapping_cost_inc_tax", wrapping_ex)
     discount = given("discount_amount", zero)
-    total_ex = subtotal_ex + shipping_ex + handling_ex + wrapping_ex - discount
-    total_inc = subtotal_inc + shipping_inc + handling_inc + wrapping_inc - discount
+    coupon = checkout.coupon_discount if checkout is not None else zero
+    total_ex = subtotal_ex + shipping_ex + handling_ex + wrapping_ex - discount - coupon
+    total_inc = subtotal_inc + shipping_inc + handling_inc + wrapping_inc - discount - coupon
     return Totals(
         subtotal_ex_tax=subtotal_ex,
         subtotal_inc_tax=subtotal_inc,
@@ -711,9 +734,10 @@ def build_order(
     *,
     api_root: str,
     now: datetime,
+    checkout: Checkout | None = None,
 ) -> dict[str, Any]:
     """The order object as BigCommerce's `GET /v2/orders/{id}` shows it."""
-    totals = compute_totals(body, items)
+    totals = compute_totals(body, items, checkout)
     status_id = body.get("status_id", DEFAULT_STATUS_ID)
     created = _parse_date(body["date_created"]) if "date_created" in body else now
     billing = dict(body["billing_address"])
@@ -779,7 +803,8 @@ def build_order(
         "staff_notes": body.get("staff_notes") or "",
         "customer_message": body.get("customer_message") or "",
         "discount_amount": fmt(totals.discount),
-        "coupon_discount": fmt(Decimal(0)),
+        "coupon_discount": fmt(checkout.coupon_discount if checkout is not None else Decimal(0)),
+        "is_tax_inclusive_pricing": checkout is not None and checkout.is_tax_inclusive_pricing,
         "shipping_address_count": shipping_count,
         "is_deleted": bool(body.get("is_deleted", False)),
         "ebay_order_id": body.get("ebay_order_id", "0"),
@@ -911,6 +936,17 @@ class BigCommerceSandbox(ProviderSandbox):
 
         @bp.post(base)
         def create_order(store_hash: str) -> Response:
+            return place_order(store_hash, checkout=False)
+
+        @bp.post("/stores/<store_hash>/_sandbox/checkout")
+        def checkout_order(store_hash: str) -> Response:
+            """Sandbox only (no such route at BigCommerce): an order as the store's own checkout
+            places it, for a storefront source to read. The create body, plus `coupon_discount`
+            and `is_tax_inclusive_pricing`, which the API cannot write. Kept in the orders list
+            like any order; its recorded request is the create body alone."""
+            return place_order(store_hash, checkout=True)
+
+        def place_order(store_hash: str, *, checkout: bool) -> Response:
             account = authorize(store_hash, create=True)
             if isinstance(account, Response):
                 return account
@@ -921,14 +957,28 @@ class BigCommerceSandbox(ProviderSandbox):
                 body = json.loads(request.get_data(as_text=True) or "null", parse_float=Decimal)
             except ValueError:
                 return self.error_response(400, MSG_NOT_JSON)
+            placed = None
+            if checkout and isinstance(body, dict):
+                coupon = parse_money(body.pop("coupon_discount", 0))
+                inclusive = body.pop("is_tax_inclusive_pricing", False)
+                if coupon is None or coupon < 0 or not isinstance(inclusive, bool):
+                    return self.error_response(
+                        400, MSG_INVALID.format(field="checkout", reason="coupon_discount >= 0, a boolean")
+                    )
+                placed = Checkout(coupon_discount=coupon, is_tax_inclusive_pricing=inclusive)
             items, problems = validate_order(body, account)
             if problems:
                 return self.errors(400, problems)
             now = datetime.now(UTC)
             root = api_root(store_hash)
+
+            def build(order_id: int) -> dict[str, Any]:
+                return build_order(order_id, body, items, account, api_root=root, now=now, checkout=placed)
+
             record = rt.record_order(
                 store_hash,
-                lambda order_id: build_order(order_id, body, items, account, api_root=root, now=now),
+                build,
+                request_body=_without(request.get_json(silent=True), CHECKOUT_FIELDS) if checkout else None,
                 extra=lambda order_id, order: {
                     "products": order_products(order_id, items, first_id=order_id * 100),
                     "shipping_addresses": [

@@ -205,12 +205,14 @@ class ProviderRuntime:
         build: Callable[[int], dict[str, Any]],
         *,
         extra: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
+        request_body: Any = None,
     ) -> OrderRecord:
-        """Keep a created order with the request exactly as received; `build(id)` makes the order."""
+        """Keep a created order with the request exactly as received (`request_body`: the part of
+        it that is the provider's request, for a sandbox-only route); `build(id)` makes the order."""
         record = self.state.add_order(
             account_id,
             build,
-            request=request.get_json(silent=True),
+            request=request.get_json(silent=True) if request_body is None else request_body,
             raw_body=request.get_data(as_text=True),
             headers=self.recorded_headers(),
             extra=extra,
