@@ -258,3 +258,33 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
     assert cli.main(["config", "validate", "--help"]) == 0
     out = capsys.readouterr().out
     assert "exit codes: 0 valid; 1 invalid" in out and "no configuration uploaded at s3://" in out
+
+
+def test_local_reads_the_local_runs_bucket_from_its_state_file(
+    stack: Stack,
+    aws: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--local`: the bucket, the endpoint and the region come from `.orderbridge-local.json`."""
+    stack.set_good_secrets()
+    stack.upload()
+    state = {"endpoint_url": aws["endpoint"], "region": REGION, "config_bucket": stack.bucket}
+    (tmp_path / ".orderbridge-local.json").write_text(json.dumps(state))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")  # the local run needs none
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    capsys.readouterr()
+    assert cli.main(["config", "validate", "--local"]) == 0, capsys.readouterr().err
+    assert f"s3://{stack.bucket}/orderbridge.json: valid" in capsys.readouterr().out
+    # FILE with --local: ${...} placeholders are the local run's to fill in
+    local_file = tmp_path / "local.json"
+    document = copy.deepcopy(stack.document)
+    document["destinations"]["bc-main"]["base_url"] = "${SANDBOX_URL}"
+    local_file.write_text(json.dumps(document))
+    assert cli.main(["config", "validate", str(local_file), "--local"]) == 0, capsys.readouterr().err
+    assert cli.main(["config", "validate", str(local_file), "--stack", stack.name, "--local"]) == 0
+    capsys.readouterr()
+    assert cli.main(["config", "validate", str(local_file), "--offline"]) == 1  # for AWS: not filled in
+    assert "${SANDBOX_URL} left in the document" in capsys.readouterr().err
