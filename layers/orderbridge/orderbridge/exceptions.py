@@ -33,6 +33,20 @@ class CredentialsError(OrderbridgeError):
     """Credentials for a destination could not be loaded (missing secret, bad JSON, service down)."""
 
 
+class CredentialsNotSetError(CredentialsError):
+    """The secret still holds the placeholder the deploy created (`{"placeholder": true, ...}`):
+    nobody has set its value yet. Not transient: calls with it would only be refused."""
+
+    code = "CREDENTIALS_NOT_SET"
+
+    def __init__(self, secret_id: str) -> None:
+        super().__init__(
+            f"secret {secret_id!r} still holds the placeholder the deploy created: set its value "
+            f"(aws secretsmanager put-secret-value --secret-id {secret_id} --secret-string '<JSON>')"
+        )
+        self.secret_id = secret_id
+
+
 class RequestRejectedError(OrderbridgeError):
     """The adapter refused to build a provider request the provider would reject anyway.
 

@@ -30,6 +30,7 @@ from orderbridge.dispatch.sender import Sender
 from orderbridge.exceptions import (
     ConfigurationError,
     CredentialsError,
+    CredentialsNotSetError,
     DeliveryRetryableError,
     RequestRejectedError,
     UnknownProviderError,
@@ -313,15 +314,9 @@ class Dispatcher:
     def _attempt(
         self, provider: Provider, delivery: Delivery, claim: Claim, progress: _Progress
     ) -> ProviderResult:
-        secret_id = delivery.destination.secret_id
-        try:
-            credentials = self.credentials.get(secret_id)
-        except CredentialsError as exc:
-            return ProviderResult(
-                kind=ResultKind.RETRYABLE,
-                error_code="CREDENTIALS_UNAVAILABLE",
-                error_message=str(exc),
-            )
+        credentials = self._read_credentials(provider, delivery)
+        if isinstance(credentials, ProviderResult):
+            return credentials
         try:
             lookup = provider.build_lookup(delivery) if claim.needs_reconcile else None
             request = provider.build_create(delivery)
@@ -350,6 +345,29 @@ class Dispatcher:
             provider, request, credentials, delivery, provider.parse_create, claim.lease_until, slot_taken
         )
         return result
+
+    def _read_credentials(
+        self, provider: Provider, delivery: Delivery, *, refresh: bool = False
+    ) -> dict[str, Any] | ProviderResult:
+        """The destination's secret, or the result that ends this attempt without a call: a secret
+        never set (the deploy's placeholder) is PERMANENT CREDENTIALS_NOT_SET, FAILED until the
+        operator sets it and retries; one that cannot be read now is RETRYABLE."""
+        secret_id = delivery.destination.secret_id
+        try:
+            return self.credentials.get(secret_id, refresh=refresh)
+        except CredentialsNotSetError as exc:
+            return ProviderResult(
+                kind=ResultKind.PERMANENT,
+                error_code=CredentialsNotSetError.code,
+                error_message=f"{exc}; the {provider.name} destination {delivery.destination_id!r} needs "
+                f"{provider.credentials_shape()}; then `orderbridge retry {delivery.tracking_id}`",
+            )
+        except CredentialsError as exc:
+            return ProviderResult(
+                kind=ResultKind.RETRYABLE,
+                error_code="CREDENTIALS_UNAVAILABLE",
+                error_message=str(exc),
+            )
 
     def _still_reconciling(self, provider: Provider, claim: Claim) -> ProviderResult | None:
         """Not found, but the provider may still be creating it: look again later, do not send.
@@ -386,7 +404,6 @@ class Dispatcher:
         slot_taken: bool = False,
     ) -> tuple[ProviderResult, dict[str, Any]]:
         """Send; on 401/403 re-read the secret once (it may have been rotated) and send again."""
-        secret_id = delivery.destination.secret_id
         for refreshed in (False, True):
             if not slot_taken:
                 throttled = self._wait_for_slot(delivery.destination_id, delivery.destination)
@@ -415,14 +432,10 @@ class Dispatcher:
                 return result, credentials
             if refreshed:
                 break
-            try:
-                credentials = self.credentials.get(secret_id, refresh=True)
-            except CredentialsError as exc:
-                return ProviderResult(
-                    kind=ResultKind.RETRYABLE,
-                    error_code="CREDENTIALS_UNAVAILABLE",
-                    error_message=str(exc),
-                ), credentials
+            fresh = self._read_credentials(provider, delivery, refresh=True)
+            if isinstance(fresh, ProviderResult):
+                return fresh, credentials
+            credentials = fresh
         return ProviderResult(
             kind=ResultKind.PERMANENT,
             http_status=result.http_status,
