@@ -274,7 +274,8 @@ def check_secrets(client: Any, uses: list[SecretUse]) -> list[Problem]:
                 Problem(
                     where,
                     Code.SECRET_PLACEHOLDER,
-                    "still holds the stack's placeholder: set it (aws secretsmanager put-secret-value)",
+                    "still holds the placeholder the deploy created: "
+                    "set its value (aws secretsmanager put-secret-value)",
                 )
             )
             continue
