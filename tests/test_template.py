@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from orderbridge_local.template_resources import (
     max_receive_count,
     redrive_policy,
 )
+from tests.aws_calls import GRANTS, NOT_FROM_FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -85,7 +88,9 @@ def test_globals_name_the_variables_the_code_reads(template: dict[str, Any]) -> 
     ):
         assert name in env
     assert env[constants.CONFIG_KEY_ENV] == constants.CONFIG_KEY_DEFAULT
-    assert env["POWERTOOLS_SERVICE_NAME"] == constants.SERVICE_NAME
+    # the stack's prefix names the service (metrics' dimension, logs' key); the default is the old name
+    assert env["POWERTOOLS_SERVICE_NAME"] == env["RESOURCE_PREFIX"] == {"Ref": "ResourcePrefix"}
+    assert template["Parameters"]["ResourcePrefix"]["Default"] == constants.SERVICE_NAME
     assert template["Parameters"]["MaxReceiveCount"]["Default"] == constants.MAX_RECEIVE_COUNT_DEFAULT
 
 
@@ -95,12 +100,18 @@ def test_queue_visibility_covers_six_dispatcher_timeouts(template: dict[str, Any
     assert queue["VisibilityTimeout"] >= 6 * dispatcher["Timeout"]
 
 
-def test_secrets_have_the_names_the_configuration_uses(template: dict[str, Any]) -> None:
-    import json
-    from pathlib import Path
+def default_name(name: Any, template: dict[str, Any]) -> str:
+    """A secret's Name as the default stack resolves it (`!Sub ${ResourcePrefix}/...`)."""
+    text = name["Fn::Sub"] if isinstance(name, dict) else name
+    return text.replace("${ResourcePrefix}", template["Parameters"]["ResourcePrefix"]["Default"])
 
-    names = {v["Properties"]["Name"] for v in resources_of(template, "AWS::SecretsManager::Secret").values()}
-    config = json.loads((Path(__file__).resolve().parents[1] / "config" / "local.json").read_text())
+
+def test_secrets_have_the_names_the_configuration_uses(template: dict[str, Any]) -> None:
+    names = {
+        default_name(v["Properties"]["Name"], template)
+        for v in resources_of(template, "AWS::SecretsManager::Secret").values()
+    }
+    config = json.loads((ROOT / "config" / "local.json").read_text())
     used = (
         {d["secret_id"] for d in config["destinations"].values()}
         | {w["secret_id"] for w in config["webhooks"].values()}
@@ -341,7 +352,8 @@ def test_environment_resolves_globals_to_local_names(template: dict[str, Any], l
     assert env["CONFIG_BUCKET"] == local.buckets["ConfigBucket"]
     assert env["CONFIG_KEY"] == "orderbridge.json"
     assert env["MAX_RECEIVE_COUNT"] == str(template["Parameters"]["MaxReceiveCount"]["Default"])
-    assert env["POWERTOOLS_SERVICE_NAME"] == "orderbridge"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "orderbridge"  # the default ResourcePrefix
+    assert env["RESOURCE_PREFIX"] == "orderbridge"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Orderbridge"
     assert all(isinstance(v, str) for v in env.values())
 
@@ -395,8 +407,8 @@ def test_intake_reads_only_its_own_secrets(template: dict[str, Any]) -> None:
     resources = [json.dumps(s["Resource"]) for s in reads]
     assert {"Ref": "ClientHashKey"} in [s["Resource"] for s in reads]  # the one key, not a prefix
     assert all(
-        "orderbridge/webhooks/*" in r
-        or "orderbridge/providers/*" in r
+        "${ResourcePrefix}/webhooks/*" in r
+        or "${ResourcePrefix}/providers/*" in r
         or "ClientHashKey" in r
         or "TrackingIdKey" in r
         for r in resources
@@ -467,3 +479,356 @@ def test_local_run_skips_the_account_role_and_the_waf(template: dict[str, Any], 
             **aws,
         )
         assert set(created.tables) and set(created.queues)
+
+
+# --- several stacks per account (issue 15: "a stack name prefix on every named resource") ----------------
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string in a template fragment, Fn::Sub texts included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+
+
+def test_every_secret_name_and_secret_arn_starts_with_the_prefix(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ResourcePrefix"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("orderbridge") and pattern.fullmatch("orderbridge-staging")
+    assert (
+        not pattern.fullmatch("Orderbridge")
+        and not pattern.fullmatch("orderbridge/")
+        and not pattern.fullmatch("x")
+    )
+    secrets = resources_of(template, "AWS::SecretsManager::Secret")
+    assert len(secrets) >= 10
+    for logical_id, secret in secrets.items():
+        assert secret["Properties"]["Name"]["Fn::Sub"].startswith("${ResourcePrefix}/"), logical_id
+    arns = [s for s in strings_in(template["Resources"]) if ":secret:" in s]
+    assert len(arns) >= 4  # providers (intake, dispatcher), webhooks, imports
+    for arn in arns:
+        assert arn.split(":secret:", 1)[1].startswith("${ResourcePrefix}/"), arn
+    # no literal prefix left in a name, an ARN pattern or a metric dimension
+    assert not [
+        s
+        for s in strings_in(template["Resources"])
+        if s.startswith("orderbridge/") or ":secret:orderbridge" in s
+    ]
+    for alarm in resources_of(template, "AWS::CloudWatch::Alarm").values():
+        for dimension in alarm["Properties"].get("Dimensions", []):
+            if dimension["Name"] == "service":
+                assert dimension["Value"] == {"Ref": "ResourcePrefix"}
+
+
+def test_a_second_stack_gets_its_own_secret_names(template: dict[str, Any], aws: dict[str, Any]) -> None:
+    staging = create_resources(
+        template=template,
+        prefix=f"{PREFIX}-staging",
+        parameter_overrides={"ResourcePrefix": "orderbridge-staging"},
+        **aws,
+    )
+    assert staging.secrets["ShopifyDemoWebhookSecret"] == "orderbridge-staging/webhooks/shopify-demo"
+    assert staging.secrets["TrackingIdKey"] == "orderbridge-staging/identity/tracking-id-key"
+    assert all(name.startswith("orderbridge-staging/") for name in staging.secrets.values())
+    assert staging.environment()["RESOURCE_PREFIX"] == "orderbridge-staging"
+    assert staging.environment()["POWERTOOLS_SERVICE_NAME"] == "orderbridge-staging"
+
+
+def test_the_default_stack_keeps_the_orderbridge_names(local: LocalResources) -> None:
+    assert all(name.startswith("orderbridge/") for name in local.secrets.values())
+    assert local.secrets["TrackingIdKey"] == constants.TRACKING_ID_KEY_SECRET_DEFAULT
+    assert local.secrets["ClientHashKey"] == constants.CLIENT_HASH_SECRET_DEFAULT
+
+
+# --- grants: every call allowed, nothing granted that no call needs (tests/aws_calls.py) -----------------
+
+LAYER = ROOT / "layers" / "orderbridge" / "orderbridge"
+AWS_SERVICES = ("dynamodb", "sqs", "s3", "secretsmanager")
+#: boto3 operations whose IAM action has another name
+ACTION_OF_OPERATION = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjects": "s3:ListBucket",
+}
+
+
+def resource_name(resource: Any) -> str:
+    """A policy Resource as aws_calls.py writes it: `OutcomeTable`, `ConfigBucket/orderbridge.json`,
+    `secret:${ResourcePrefix}/providers/*`."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        logical_id, attribute = resource["Fn::GetAtt"]
+        assert attribute == "Arn", resource
+        return logical_id
+    if isinstance(resource, dict) and "Ref" in resource:
+        return resource["Ref"]
+    text = resource["Fn::Sub"]
+    if ":secret:" in text:
+        return "secret:" + text.split(":secret:", 1)[1]
+    match = re.fullmatch(r"\$\{(\w+)\.Arn\}(/.*)", text)
+    assert match, text
+    return match.group(1) + match.group(2)
+
+
+def granted(function: dict[str, Any]) -> set[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    for policy in function["Properties"]["Policies"]:
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow" and "Condition" not in statement
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            )
+            pairs |= {(a, resource_name(r)) for a in actions for r in resources}
+    return pairs
+
+
+def aws_call_sites() -> dict[str, set[str]]:
+    """`Class.method` (or `module.function`) -> the IAM actions of the boto3 calls in its body.
+
+    A boto3 client call passes keyword arguments only (pydantic's `SecretStr.get_secret_value()`
+    has none); a paginator counts as its operation.
+    """
+    import botocore.session
+    from botocore import xform_name
+
+    session = botocore.session.get_session()
+    operations: dict[str, set[str]] = {}
+    for service in AWS_SERVICES:
+        prefix = session.get_service_model(service).signing_name if service != "secretsmanager" else service
+        for operation in session.get_service_model(service).operation_names:
+            action = f"{prefix}:{operation}"
+            operations.setdefault(xform_name(operation), set()).add(ACTION_OF_OPERATION.get(action, action))
+    sites: dict[str, set[str]] = {}
+    for path in sorted(LAYER.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        scopes = [(None, node) for node in tree.body] + [
+            (cls.name, node) for cls in tree.body if isinstance(cls, ast.ClassDef) for node in cls.body
+        ]
+        for owner, node in scopes:
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            name = f"{owner or path.stem}.{node.name}"
+            for call in ast.walk(node):
+                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+                    continue
+                attribute = call.func.attr
+                if attribute == "get_paginator" and call.args and isinstance(call.args[0], ast.Constant):
+                    attribute = str(call.args[0].value)
+                elif attribute not in operations or call.args or not call.keywords:
+                    continue
+                if attribute in operations:
+                    sites.setdefault(name, set()).update(operations[attribute])
+    return sites
+
+
+@pytest.mark.parametrize("function", sorted(GRANTS))
+def test_each_function_is_granted_exactly_the_calls_it_makes(template: dict[str, Any], function: str) -> None:
+    declared = set(GRANTS[function])
+    grants = granted(template["Resources"][function])
+    assert grants - declared == set(), (
+        f"granted but no declared call needs it (tests/aws_calls.py): {sorted(grants - declared)}"
+    )
+    assert declared - grants == set(), (
+        f"declared calls the template does not allow: {sorted(declared - grants)}"
+    )
+
+
+def test_every_function_with_a_policy_is_declared(template: dict[str, Any]) -> None:
+    assert set(resources_of(template, "AWS::Serverless::Function")) == set(GRANTS)
+
+
+def test_each_declared_call_is_made_where_the_table_says() -> None:
+    sites = aws_call_sites()
+    for function, calls in GRANTS.items():
+        for (action, resource), places in calls.items():
+            for place in places:
+                if place.startswith("implicit:"):
+                    continue
+                if place == "CredentialStore.get":  # Powertools' SecretsProvider calls GetSecretValue
+                    assert action == "secretsmanager:GetSecretValue"
+                    source = (LAYER / "credentials.py").read_text(encoding="utf-8")
+                    assert "SecretsProvider(" in source and "def get(" in source
+                    continue
+                assert action in sites.get(place, set()), (
+                    function,
+                    action,
+                    resource,
+                    place,
+                    sites.get(place),
+                )
+
+
+def test_every_aws_call_in_the_layer_is_declared() -> None:
+    sites = aws_call_sites()
+    assert {"OutcomeStore.record_received", "Dispatcher._park", "ImportService._s3"} <= set(sites)
+    declared = {place for calls in GRANTS.values() for places in calls.values() for place in places}
+    undeclared = set(sites) - declared - set(NOT_FROM_FUNCTIONS)
+    assert not undeclared, (
+        f"declare these calls for the functions that make them (tests/aws_calls.py): {sorted(undeclared)}"
+    )
+    assert set(NOT_FROM_FUNCTIONS) <= set(sites), "NOT_FROM_FUNCTIONS names a place without an AWS call"
+    assert not set(NOT_FROM_FUNCTIONS) & declared
+
+
+def test_the_configuration_readers_may_list_its_bucket(template: dict[str, Any]) -> None:
+    # without s3:ListBucket, S3 answers a missing orderbridge.json with AccessDenied, not NoSuchKey
+    for logical_id, function in resources_of(template, "AWS::Serverless::Function").items():
+        grants = granted(function)
+        if ("s3:GetObject", "ConfigBucket/orderbridge.json") in grants:
+            assert ("s3:ListBucket", "ConfigBucket") in grants, logical_id
+
+
+# --- API Gateway's own answers, WAF's 429 ---------------------------------------------------------------
+
+DOCUMENTED_GATEWAY_CODES = {
+    "RATE_LIMITED",
+    "NOT_FOUND",
+    "BODY_TOO_LARGE",
+    "REQUEST_REFUSED",
+    "SERVICE_UNAVAILABLE",
+}
+
+
+def test_gateway_answers_carry_cors_and_the_error_shape(template: dict[str, Any]) -> None:
+    responses = template["Resources"]["OrderbridgeApi"]["Properties"]["GatewayResponses"]
+    assert {
+        "THROTTLED",
+        "ACCESS_DENIED",
+        "WAF_FILTERED",
+        "INTEGRATION_TIMEOUT",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    } <= set(responses)
+    for kind, response in responses.items():
+        headers = response["ResponseParameters"]["Headers"]
+        assert headers["Access-Control-Allow-Origin"] == "'*'", kind  # a literal: quoted for API Gateway
+        body = response["ResponseTemplates"]["application/json"]
+        # $context.error.messageString is already a quoted JSON string
+        document = json.loads(body.replace("$context.error.messageString", '"m"'))
+        assert set(document["error"]) == {"code", "message", "fields"}, kind
+        assert document["error"]["code"] in DOCUMENTED_GATEWAY_CODES, kind
+    assert (
+        json.loads(
+            responses["THROTTLED"]["ResponseTemplates"]["application/json"].replace(
+                "$context.error.messageString", '"m"'
+            )
+        )["error"]["code"]
+        == "RATE_LIMITED"
+    )
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"  # an unknown path
+
+
+def test_the_waf_429_is_json_with_cors(template: dict[str, Any]) -> None:
+    acl = template["Resources"]["ApiWebAcl"]["Properties"]
+    (rule,) = acl["Rules"]
+    response = rule["Action"]["Block"]["CustomResponse"]
+    body = acl["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+    assert body["ContentType"] == "APPLICATION_JSON"
+    assert json.loads(body["Content"])["error"]["code"] == "RATE_LIMITED"
+    headers = {h["Name"]: h["Value"] for h in response["ResponseHeaders"]}
+    assert headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_sam_puts_the_gateway_responses_in_the_api(translated: dict[str, Any]) -> None:
+    (api,) = resources_of(translated, "AWS::ApiGateway::RestApi").values()
+    responses = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    for kind, response in responses.items():
+        assert (
+            response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+        ), kind
+
+
+# --- REST or HTTP API (issue 17: "the template can deploy the intake behind an HTTP API") ------------------
+
+#: the intake's routes, as the function documents them (GET /openapi.json; openapi/intake.openapi.json)
+FUNCTION_ROUTES = {
+    (path, method)
+    for path, item in json.loads((ROOT / "openapi" / "intake.openapi.json").read_text(encoding="utf-8"))[
+        "paths"
+    ].items()
+    for method in item
+}
+
+
+def api_routes(api: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (path, method)
+        for path, item in api["Properties"]["DefinitionBody"]["paths"].items()
+        for method in item
+    }
+
+
+def test_both_apis_route_exactly_the_functions_routes(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert len(FUNCTION_ROUTES) == 11
+    assert api_routes(resources["OrderbridgeApi"]) == FUNCTION_ROUTES
+    assert api_routes(resources["OrderbridgeHttpApi"]) == FUNCTION_ROUTES
+    for api, integration_type in (("OrderbridgeApi", "aws_proxy"), ("OrderbridgeHttpApi", "aws_proxy")):
+        for item in resources[api]["Properties"]["DefinitionBody"]["paths"].values():
+            for operation in item.values():
+                assert operation["x-amazon-apigateway-integration"]["type"] == integration_type
+    http = resources["OrderbridgeHttpApi"]["Properties"]
+    paths = http["DefinitionBody"]["paths"]
+    assert (
+        paths["/webhooks/{source}"]["post"]["x-amazon-apigateway-integration"]["payloadFormatVersion"]
+        == "2.0"
+    )
+    assert http["StageName"] == resources["OrderbridgeApi"]["Properties"]["StageName"] == "v1"
+
+
+def test_the_http_api_throttles_the_same_routes_as_the_rest_api(template: dict[str, Any]) -> None:
+    rest = template["Resources"]["OrderbridgeApi"]["Properties"]["MethodSettings"]
+    http = template["Resources"]["OrderbridgeHttpApi"]["Properties"]
+    default, *per_route = rest
+    limits = ("ThrottlingRateLimit", "ThrottlingBurstLimit")
+    assert {k: http["DefaultRouteSettings"][k] for k in limits} == {k: default[k] for k in limits}
+    assert {
+        f"{s['HttpMethod']} {s['ResourcePath'][1:].replace('~1', '/')}": {k: s[k] for k in limits}
+        for s in per_route
+    } == {key: {k: v[k] for k in limits} for key, v in http["RouteSettings"].items()}
+    assert "AccessLogSettings" in http and http["AccessLogSettings"]["DestinationArn"] == {
+        "Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]
+    }
+
+
+def test_each_api_type_gets_only_its_resources(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["IntakeApiType"]
+    assert parameter["Default"] == "REST" and set(parameter["AllowedValues"]) == {"REST", "HTTP"}
+    resources = template["Resources"]
+    rest_only = {"OrderbridgeApi", "ApiAccessLogGroup", "IntakeRestApiPermission"}
+    http_only = {"OrderbridgeHttpApi", "HttpApiAccessLogGroup", "IntakeHttpApiPermission"}
+    assert {k for k, v in resources.items() if v.get("Condition") == "RestIntake"} == rest_only
+    assert {k for k, v in resources.items() if v.get("Condition") == "HttpIntake"} == http_only
+    # WAF and the account's logging role only with the REST API
+    for condition in ("WafEnabled", "CreateApiGatewayAccount"):
+        assert {"Condition": "RestIntake"} in template["Conditions"][condition]["Fn::And"]
+    # the function has no API events (SAM cannot make one conditional): the APIs' definitions route to it
+    assert "Events" not in resources["IntakeFunction"]["Properties"]
+    for permission in ("IntakeRestApiPermission", "IntakeHttpApiPermission"):
+        properties = resources[permission]["Properties"]
+        assert properties["FunctionName"] == {"Ref": "IntakeFunction"}
+        assert properties["Principal"] == "apigateway.amazonaws.com"
+    outputs = template["Outputs"]
+    for name in ("ApiUrl", "StatusUrlBase"):
+        condition, rest, http = outputs[name]["Value"]["Fn::If"]
+        assert condition == "RestIntake"
+        assert "${OrderbridgeApi}" in rest["Fn::Sub"] and "${OrderbridgeHttpApi}" in http["Fn::Sub"]
+        assert rest["Fn::Sub"].replace("OrderbridgeApi", "X") == http["Fn::Sub"].replace(
+            "OrderbridgeHttpApi", "X"
+        )
+    assert outputs["StatusUrlBase"]["Value"]["Fn::If"][1]["Fn::Sub"].endswith("/v1/orders/")
+
+
+def test_the_local_run_creates_the_same_resources_for_either_api(
+    template: dict[str, Any], aws: dict[str, Any]
+) -> None:
+    created = create_resources(
+        template=template, prefix=f"{PREFIX}-http", parameter_overrides={"IntakeApiType": "HTTP"}, **aws
+    )
+    assert set(created.tables) == {"OutcomeTable", "RateLimitTable", "ImportStateTable"}
