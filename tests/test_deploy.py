@@ -5,6 +5,7 @@ prefix (stage or base path) the client reached the API by (issue 15, "Deploy")."
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import tomllib
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from orderbridge.config import validate_document
+from orderbridge.config import ConfigStore, validate_document
+from orderbridge.exceptions import ConfigurationError
 from orderbridge.intake.http import accepted_response, api_base_path, status_url
 from orderbridge.intake.service import Accepted
 from orderbridge_local.template_resources import load_template
@@ -26,10 +28,16 @@ def template() -> dict[str, Any]:
     return load_template(ROOT / "template.yaml")
 
 
+SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="module")
 def deploy_parameters() -> dict[str, Any]:
-    samconfig = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
-    return samconfig["default"]["deploy"]["parameters"]
+    return SAMCONFIG["default"]["deploy"]["parameters"]
+
+
+def overrides_of(parameters: dict[str, Any]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in shlex.split(parameters["parameter_overrides"]))
 
 
 # --- samconfig.toml -----------------------------------------------------------------------------------
@@ -42,20 +50,34 @@ def test_sam_deploy_asks_nothing(deploy_parameters: dict[str, Any]) -> None:
     assert "guided" not in deploy_parameters
 
 
+@pytest.mark.parametrize("environment", sorted(k for k, v in SAMCONFIG.items() if isinstance(v, dict)))
 def test_sam_deploy_overrides_name_declared_parameters_with_allowed_values(
-    template: dict[str, Any], deploy_parameters: dict[str, Any]
+    template: dict[str, Any], environment: str
 ) -> None:
     declared = template["Parameters"]
-    overrides = dict(item.split("=", 1) for item in shlex.split(deploy_parameters["parameter_overrides"]))
-    assert {"CreateApiGatewayAccountRole", "EnableWaf"} <= set(overrides)
+    overrides = overrides_of(SAMCONFIG[environment]["deploy"]["parameters"])
+    assert {"ResourcePrefix", "IntakeApiType", "CreateApiGatewayAccountRole", "EnableWaf"} <= set(overrides)
     for name, value in overrides.items():
         assert name in declared, name
         allowed = declared[name].get("AllowedValues")
         if allowed is not None:
             assert value in {str(a) for a in allowed}, (name, value)
+        if "AllowedPattern" in declared[name]:
+            assert re.fullmatch(declared[name]["AllowedPattern"], value), (name, value)
         if declared[name]["Type"] == "Number":
             number = float(value)
             assert declared[name].get("MinValue", number) <= number <= declared[name].get("MaxValue", number)
+
+
+def test_a_staging_stack_fits_beside_the_default_one() -> None:
+    default, staging = SAMCONFIG["default"], SAMCONFIG["staging"]
+    assert staging["global"]["parameters"]["stack_name"] != default["global"]["parameters"]["stack_name"]
+    prefixes = {overrides_of(env["deploy"]["parameters"])["ResourcePrefix"] for env in (default, staging)}
+    assert prefixes == {"orderbridge", "orderbridge-staging"}
+    # one account role per account and region: the first stack creates it
+    assert overrides_of(staging["deploy"]["parameters"])["CreateApiGatewayAccountRole"] == "false"
+    for key in ("capabilities", "confirm_changeset", "resolve_s3"):
+        assert staging["deploy"]["parameters"][key] == default["deploy"]["parameters"][key]
 
 
 def test_template_capabilities_suffice(template: dict[str, Any]) -> None:
@@ -78,8 +100,9 @@ def test_production_example_is_a_valid_configuration_for_aws(template: dict[str,
     secret_ids = {d["secret_id"] for d in document["destinations"].values()} | {
         w["secret_id"] for w in document["webhooks"].values()
     }
+    prefix = template["Parameters"]["ResourcePrefix"]["Default"]
     declared = {
-        resource["Properties"]["Name"]
+        resource["Properties"]["Name"]["Fn::Sub"].replace("${ResourcePrefix}", prefix)
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::SecretsManager::Secret"
     }
@@ -189,3 +212,35 @@ def test_anything_unexpected_gives_no_prefix(event: dict[str, Any]) -> None:
 def test_without_a_base_path_the_answer_is_as_before() -> None:
     body = body_of(accepted_response(Accepted(tracking_id=TRACKING_ID)))
     assert body["status_url"] == f"/orders/{TRACKING_ID}"
+
+
+# --- before the first upload (issue 15: AccessDenied instead of "no such key") ---------------------------
+
+
+def test_no_configuration_uploaded_says_where_and_how() -> None:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="eu-west-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(
+            Bucket="ob-deploy-config", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        store = ConfigStore(bucket="ob-deploy-config", key="orderbridge.json", s3_client=s3)
+        with pytest.raises(ConfigurationError) as raised:
+            store.load()
+    finally:
+        server.stop()
+    message = str(raised.value)
+    assert "no configuration was uploaded at s3://ob-deploy-config/orderbridge.json" in message
+    assert "aws s3 cp FILE s3://ob-deploy-config/orderbridge.json" in message
+    assert "orderbridge config check" in message
