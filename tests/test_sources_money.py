@@ -318,3 +318,34 @@ def test_bigcommerce_storefront_order_terms_reach_the_provider_at_its_total(harn
     created = _deliver(harness, r.json()["tracking_id"])
     assert created["order"]["currency_code"] == "EUR"
     assert Decimal(created["order"]["total_inc_tax"]) == Decimal(total)
+
+
+# --- the demo's WooCommerce samples (events/) ----------------------------------------------------
+
+
+def _sample(name: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent.parent / "events" / name).read_text())
+
+
+def test_woocommerce_demo_samples_are_signed_with_the_local_secret_and_do_what_they_say(harness):
+    """The fee sample carries its signature (the demo re-signs Shopify and Standard Webhooks
+    samples only): it must verify with the local configuration's secret, so it cannot drift."""
+    from orderbridge import wiring
+    from orderbridge.intake.signatures import verify_hmac
+
+    fees = _sample("api-webhook-woocommerce-order-fees.json")
+    secrets = wiring.credential_store().get("orderbridge/webhooks/woocommerce-demo")["secrets"]
+    body = fees["body"].encode()
+    verify_hmac(
+        body, fees["headers"], secrets, header="X-WC-Webhook-Signature", algorithm="sha256", encoding="base64"
+    )
+    r = harness.post(fees["path"], body, fees["headers"])
+    assert r.status_code == fees["x-orderbridge-demo"]["expect"]["http_status"], r.text
+    created = _deliver(harness, r.json()["tracking_id"])
+    assert Decimal(created["order"]["total_inc_tax"]) == Decimal(json.loads(body)["total"])
+
+    ping = _sample("api-webhook-woocommerce-ping.json")
+    r = harness.post(ping["path"], ping["body"], ping["headers"])
+    assert r.status_code == ping["x-orderbridge-demo"]["expect"]["http_status"] == 200, r.text
