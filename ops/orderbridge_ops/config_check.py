@@ -33,6 +33,7 @@ from rich.markup import escape
 
 from orderbridge.config import InvalidConfigurationError, validate_document
 from orderbridge.constants import CONFIG_KEY_DEFAULT
+from orderbridge.credentials import is_placeholder
 from orderbridge.intake.signatures import signing_keys
 from orderbridge.models.config import OrderbridgeConfig
 from orderbridge.providers.registry import get_provider_class
@@ -47,9 +48,6 @@ CONFIG_BUCKET_LOGICAL_ID = "ConfigBucket"
 #: The template's parameter naming the stack's resource prefix: its roles may read secrets under
 #: `<prefix>/providers/`, `<prefix>/webhooks/`, `<prefix>/imports/`.
 RESOURCE_PREFIX_PARAMETER = "ResourcePrefix"
-#: A secret whose JSON has `"placeholder": true` has not been set yet (template.yaml creates
-#: every demo secret that way).
-PLACEHOLDER_KEY = "placeholder"
 
 _EXIT_CODES = (
     "exit codes: 0 valid; 1 invalid (one line per problem, naming where); 2 cannot read: the file,\n"
@@ -269,7 +267,7 @@ def check_secrets(client: Any, uses: list[SecretUse]) -> list[Problem]:
         if not isinstance(value, dict):
             problems.append(Problem(where, Code.SECRET_NOT_JSON, "is JSON but not an object"))
             continue
-        if value.get(PLACEHOLDER_KEY) is True:
+        if is_placeholder(value):  # the functions' rule: {"placeholder": true} is not set
             problems.append(
                 Problem(
                     where,
