@@ -22,6 +22,7 @@ from orderbridge_ops.cli import main as ops_main
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_TEXT = (ROOT / "config" / "local.json").read_text()
 GOOD: dict[str, Any] = json.loads(LOCAL_TEXT.replace("${SANDBOX_URL}", "http://127.0.0.1:4010"))
+GOOD.pop("local")  # the local run's block (orderbridge_local.setup), never uploaded
 
 
 def doc() -> dict[str, Any]:
@@ -38,7 +39,7 @@ def test_the_sample_is_valid_locally_and_only_its_placeholders_stop_it_on_aws() 
     assert validate_document(LOCAL_TEXT, local=True).destinations.keys() == GOOD["destinations"].keys()
     assert validate_document(GOOD)
     found = problems(LOCAL_TEXT)
-    assert found and all("${SANDBOX_URL} left in the document" in p for p in found)
+    assert found and all("${SANDBOX_URL} left in the document" in p or p.startswith("local:") for p in found)
     assert any(p.startswith("destinations.bc-demo.base_url") for p in found)
 
 
@@ -217,16 +218,18 @@ def test_the_local_files_as_committed_are_valid() -> None:
     assert check_local_files() == []
 
 
-def test_a_secret_missing_from_local_secrets_and_a_broken_sandbox_file_are_reported(local_root: Path) -> None:
+def test_a_secret_missing_from_the_local_block_and_a_broken_sandbox_account_are_reported(
+    local_root: Path,
+) -> None:
     from orderbridge_local.system import check_local_files
 
-    secrets = json.loads((local_root / "config" / "local-secrets.json").read_text())
-    del secrets["orderbridge/providers/lana-demo"]
-    (local_root / "config" / "local-secrets.json").write_text(json.dumps(secrets))
-    (local_root / "config" / "sandboxes.json").write_text("{")
+    document = json.loads((local_root / "config" / "local.json").read_text())
+    del document["local"]["secrets"]["orderbridge/webhooks/stripe-demo"]
+    document["local"]["sandboxes"]["lana"]["accounts"]["sh_LocalDemo"]["token"] = "not-a-jwt"
+    (local_root / "config" / "local.json").write_text(json.dumps(document))
     found = check_local_files(local_root)
-    assert any("destination 'lana-demo' names secret 'orderbridge/providers/lana-demo'" in p for p in found)
-    assert any(p.startswith("config/sandboxes.json:") for p in found)
+    assert any("names secret 'orderbridge/webhooks/stripe-demo', which has no value" in p for p in found)
+    assert any(p.startswith("local.json: sandbox account lana/sh_LocalDemo:") for p in found)
 
 
 def test_up_refuses_to_start_with_an_invalid_configuration(
@@ -234,7 +237,7 @@ def test_up_refuses_to_start_with_an_invalid_configuration(
 ) -> None:
     from orderbridge_local import cli
 
-    monkeypatch.setattr(cli, "check_local_files", lambda: ["config/local.json: destination 'x': bad"])
+    monkeypatch.setattr(cli, "check_local_files", lambda *_: ["config/local.json: destination 'x': bad"])
     monkeypatch.setattr(cli, "LocalSystem", None)  # starting anything would fail loudly
     assert cli.main(["up"]) == 1
     err = capsys.readouterr().err

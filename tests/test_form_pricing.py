@@ -151,6 +151,7 @@ def test_catalog_items_are_checked():
 def test_local_configuration_prices_both_demo_forms_and_keeps_the_provider_references():
     text = (Path(__file__).resolve().parents[1] / "config" / "local.json").read_text()
     raw = json.loads(text.replace("${SANDBOX_URL}", "http://127.0.0.1:4010"))
+    raw.pop("local")  # the local run's block, never uploaded (orderbridge_local.setup)
     config = OrderbridgeConfig.model_validate(copy.deepcopy(raw))
     for key in ("fk_demo0001", "fk_komerza01"):
         r = config.routes[config.forms[key].route]

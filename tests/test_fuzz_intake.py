@@ -28,10 +28,11 @@ from schemathesis.specs.openapi.checks import (
 from standardwebhooks.webhooks import Webhook
 
 from orderbridge.intake.signatures import sign_shopify, sign_stripe
+from orderbridge_local.setup import load_setup
 
 FUZZ_EXAMPLES = int(os.environ.get("ORDERBRIDGE_FUZZ_EXAMPLES", "12"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-SECRETS = json.loads((Path(__file__).resolve().parents[1] / "config" / "local-secrets.json").read_text())
+SECRETS = load_setup(Path(__file__).resolve().parents[1] / "config" / "local.json").secrets
 SEEN: set[int | str] = set()  # status codes the fuzzer got back, and "recorded FAILED"
 FUZZ_SETTINGS = settings(
     max_examples=FUZZ_EXAMPLES,

@@ -10,7 +10,6 @@ they run.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -36,8 +35,11 @@ def _planted_secrets() -> set[str]:
             for v in node:
                 walk(v)
 
-    walk(json.loads((ROOT / "config" / "local-secrets.json").read_text()))
-    walk(json.loads((ROOT / "config" / "sandboxes.json").read_text()))
+    from orderbridge_local.setup import load_setup
+
+    setup = load_setup(ROOT / "config" / "local.json")  # listed and derived secrets and accounts
+    walk(setup.secrets)
+    walk(setup.sandboxes)
     return {v for v in values if len(v) >= 8}
 
 

@@ -26,6 +26,7 @@ from orderbridge.models.event import OrderEvent
 from orderbridge.models.order import CanonicalOrder
 from orderbridge.providers.base import Delivery
 from orderbridge.providers.registry import get_provider_class, registered_providers
+from orderbridge_local.setup import load_setup
 from tests.contract import bigcommerce_order_post_errors
 from tests.factories import new_tracking_id
 
@@ -128,7 +129,7 @@ def test_canonical_order_round_trips_through_json_and_the_event(order):
 # --- (b) every provider adapter ---------------------------------------------------------------
 
 LOCAL = json.loads((ROOT / "config" / "local.json").read_text())
-SANDBOXES = json.loads((ROOT / "config" / "sandboxes.json").read_text())
+SANDBOXES = load_setup(ROOT / "config" / "local.json").sandboxes  # listed and derived accounts
 VALIDATORS = {  # the sandbox's own check of a create request: provider name -> (module, function)
     "bigcommerce": "validate_order",
     "komerza": "validate_form",

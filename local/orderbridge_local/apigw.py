@@ -1,6 +1,6 @@
 """A local API Gateway: HTTP requests become proxy events for the real intake handler, in the shape
 of a REST API (payload 1.0, the default), an HTTP API or a Function URL (payload 2.0):
-`LocalApi(shape=...)` or ORDERBRIDGE_LOCAL_EVENT_SHAPE=rest|http|url."""
+`LocalApi(shape=...)` (`orderbridge-local up --api-shape`) or ORDERBRIDGE_LOCAL_EVENT_SHAPE=rest|http|url."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from orderbridge_local.lambda_runtime import LocalContext
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 STAGE = "v1"
+SHAPES = ("rest", "http", "url")  # REST API (payload 1.0), HTTP API and Function URL (payload 2.0)
+SHAPE_ENV = "ORDERBRIDGE_LOCAL_EVENT_SHAPE"
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -147,15 +149,16 @@ class LocalApi:
         port: int = 0,
         shape: str | None = None,
     ) -> None:
-        self.shape = shape or os.environ.get("ORDERBRIDGE_LOCAL_EVENT_SHAPE", "rest")
-        if self.shape not in ("rest", "http", "url"):
+        self.shape = shape or os.environ.get(SHAPE_ENV, "rest")
+        if self.shape not in SHAPES:
             raise ValueError(f"event shape {self.shape!r}: choose rest, http or url")
         self._handler = handler
         self._function_name = function_name
         self._lock = threading.Lock()  # one invocation at a time, like one Lambda instance
         self._server: BaseWSGIServer = make_server(host, port, self._wsgi, threaded=True)
         self.port = self._server.server_port
-        self.url = f"http://{host}:{self.port}"
+        url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # every interface: say the local one
+        self.url = f"http://{url_host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
 
     def start(self) -> LocalApi:

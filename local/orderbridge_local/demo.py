@@ -4,16 +4,24 @@ A sample is an event file a trigger would deliver (API Gateway or SQS), plus a
 `x-orderbridge-demo` block saying what should happen. API samples are sent over HTTP to the
 local API (webhooks re-signed with the local secret and a fresh timestamp); SQS samples are put
 on the order queue. Exit status 1 if any outcome differs from what its sample expects.
+
+The functions' log lines (JSON) go to a file (`log_lines_to`, `orderbridge-local demo` uses
+`.orderbridge-local/demo.log`) so the progress lines and the table read uninterrupted;
+`--verbose` keeps them on the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 from rich.console import Console
@@ -36,6 +44,41 @@ class Row:
     observed: str
     detail: str
     ok: bool
+
+
+def _std_handlers(streams: tuple[object, ...]) -> list[logging.StreamHandler[Any]]:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    return [
+        h
+        for logger in loggers
+        if isinstance(logger, logging.Logger)
+        for h in logger.handlers
+        if isinstance(h, logging.StreamHandler) and h.stream in streams
+    ]
+
+
+@contextlib.contextmanager
+def log_lines_to(path: Path) -> Iterator[IO[str]]:
+    """Send everything written to stdout or stderr, and every log handler writing there, to `path`
+    (truncated) while the block runs. Handlers created inside the block (the functions' loggers,
+    made when their modules load) write to `path` too. A console made beforehand with an explicit
+    `file=sys.stdout` still reaches the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = sys.stdout, sys.stderr
+    std = (*saved, sys.__stdout__, sys.__stderr__)
+    with path.open("w", encoding="utf-8") as log:
+        moved = [(h, h.stream) for h in _std_handlers(std)]
+        for handler, _ in moved:
+            handler.setStream(log)
+        sys.stdout = sys.stderr = log
+        try:
+            yield log
+        finally:
+            sys.stdout, sys.stderr = saved
+            for handler, stream in moved:
+                handler.setStream(stream)
+            for handler in _std_handlers((log,)):  # made inside the block: to the terminal from now on
+                handler.setStream(saved[0])
 
 
 def _first_secret(system: LocalSystem, secret_id: str) -> str:
@@ -148,7 +191,7 @@ def run_demo(
             rows.append(run_api_sample(system, path.name, sample, timeout))
         elif "Records" in sample:
             rows += run_sqs_sample(system, path.name, sample, timeout)
-        console.log(f"{path.name}: {time.monotonic() - started:.1f}s")
+        console.print(f"  {path.name:<48} {time.monotonic() - started:5.1f} s", highlight=False)
     table = Table(title="orderbridge demo: every sample in events/")
     for column in ("sample", "way in", "expected", "observed", "detail", "ok"):
         table.add_column(column, overflow="fold")

@@ -8,7 +8,8 @@ is a fresh execution environment. Kill points (`ORDERBRIDGE_LOCAL_KILL_AT`) are 
 environment: see `orderbridge_local.killpoints`.
 
 The state file (JSON): `environment` (variables for the functions, applied over this process's
-own), `api_port`, `sandbox_url`, `queue_url`, `queue_arn`, `workers`. `--env KEY=VALUE` (repeatable)
+own), `api_host`, `api_port`, `api_shape` (rest, http or url; None: the environment's or rest),
+`sandbox_url`, `queue_url`, `queue_arn`, `workers`. `--env KEY=VALUE` (repeatable)
 overrides the state's environment. Once serving, the process prints
 `orderbridge-local functions ready pid=<pid> api=<url>` and, with `--ready-file`, writes its pid
 there. SIGTERM or SIGINT stop it.
@@ -71,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
     intake = load_function("intake", root)
     handler = dispatcher_handler()
-    api = LocalApi(handler=intake.lambda_handler, function_name="IntakeFunction", port=int(state["api_port"]))
+    api = LocalApi(
+        handler=intake.lambda_handler,
+        function_name="IntakeFunction",
+        host=state.get("api_host") or "127.0.0.1",
+        port=int(state["api_port"]),
+        shape=state.get("api_shape"),
+    )
     api.start()
     # The event source mapping is not the function: its calls have a client of their own, so they
     # are no kill points and a kill point counts only the functions' own calls.

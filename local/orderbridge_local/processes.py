@@ -28,13 +28,18 @@ from typing import IO, Any
 
 import boto3
 
+from orderbridge_local.errors import StoreSetupError
 from orderbridge_local.killpoints import KILL_AT_ENV
+from orderbridge_local.setup import StoreSetup, load_setup
 from orderbridge_local.system import (
     ROOT,
+    ReloadResult,
     Settings,
     aws_environment,
     free_port,
     provision,
+    provision_secrets,
+    push_sandbox_accounts,
     python_module_argv,
     render_config,
     settings_environment,
@@ -121,6 +126,8 @@ class ProcessRun:
         self.feed: Any = None
         self._clients: dict[str, Any] = {}
         self._log: IO[bytes] | None = None
+        self.config_path = self.settings.config or root / "config" / "local.json"
+        self.setup: StoreSetup | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -134,17 +141,22 @@ class ProcessRun:
 
     def _start(self) -> None:
         s = self.settings
+        self.setup = load_setup(self.config_path)  # StoreSetupError before anything starts
         moto_port = s.moto_port or free_port()
         self.moto_url = f"http://127.0.0.1:{moto_port}"
         self.moto_process = start_moto_process(moto_port, lifeline=True, start_new_session=True)
         sandbox_port = s.sandbox_port or free_port()
         self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        self.sandbox_process = start_sandbox_process(sandbox_port, self.root / "config" / "sandboxes.json")
+        sandboxes = self.workdir / "sandboxes.json"  # the setup's accounts, listed and derived
+        sandboxes.write_text(json.dumps(self.setup.sandboxes, indent=2))
+        self.sandbox_process = start_sandbox_process(sandbox_port, sandboxes)
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
         )
         self._clients = {name: session.client(name, endpoint_url=self.moto_url) for name in SERVICES}  # type: ignore[call-overload]
-        self.resources, _ = provision(self.root, client=self.client, max_receive_count=s.max_receive_count)
+        self.resources = provision(
+            self.setup, self.root, client=self.client, max_receive_count=s.max_receive_count
+        )
         if s.visibility_timeout is not None:
             self.client("sqs").set_queue_attributes(
                 QueueUrl=self.queue_url, Attributes={"VisibilityTimeout": str(s.visibility_timeout)}
@@ -163,7 +175,8 @@ class ProcessRun:
         from orderbridge import constants
 
         self.api_port = s.api_port or free_port()
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        api_host = "127.0.0.1" if s.api_host in ("0.0.0.0", "") else s.api_host
+        self.api_url = f"http://{api_host}:{self.api_port}"
         self.environment = {
             **aws_environment(self.moto_url),
             **self.resources.environment(),
@@ -179,6 +192,8 @@ class ProcessRun:
             "queue_url": self.queue_url,
             "queue_arn": self.resources.queue_arns["OrderQueue"],
             "workers": s.workers,
+            "api_host": s.api_host,
+            "api_shape": s.api_shape,
         }
         self.state_file.write_text(json.dumps(state, indent=2))
 
@@ -280,11 +295,29 @@ class ProcessRun:
         """This process's own boto3 client for `service`, on moto's server."""
         return self._clients[service]
 
+    def reload(self) -> ReloadResult:
+        """Apply the store setup file as it is now (as `LocalSystem.reload`): refused with its
+        problems, or secrets and sandbox accounts provisioned and the document uploaded; the
+        functions process reads it within `CONFIG_MAX_AGE_SECONDS` (1 s locally), no restart."""
+        try:
+            setup = load_setup(self.config_path)
+        except StoreSetupError as exc:
+            return ReloadResult(self.config_path, problems=exc.problems)
+        assert self.setup is not None
+        result = ReloadResult(self.config_path)
+        result.secrets = provision_secrets(self.client("secretsmanager"), setup.secrets, only_changed=True)
+        result.accounts = push_sandbox_accounts(self.sandbox_url, self.setup.sandboxes, setup.sandboxes)
+        self.setup = setup
+        self.upload_config()
+        return result
+
     def upload_config(self, document: dict[str, Any] | None = None) -> None:
-        """Put the configuration document (default `config/local.json`) where the functions read it."""
+        """Put the configuration document (default: the store setup's) where the functions read it."""
         from orderbridge import constants
 
         assert self.resources is not None
+        if document is None and self.setup is not None:
+            document = self.setup.document
         feed_url = self.feed.url if self.feed is not None else None
         text = render_config(self.root, sandbox_url=self.sandbox_url, feed_url=feed_url, document=document)
         key = self.resources.environment().get(constants.CONFIG_KEY_ENV, constants.CONFIG_KEY_DEFAULT)
@@ -320,6 +353,7 @@ class ProcessRun:
             "dead-letter queue": self.dlq_url,
             "outcome table": self.resources.tables["OutcomeTable"],
             "functions state file": str(self.state_file),
+            "store setup (edit to reload)": str(self.config_path),
         }
         if self.feed is not None:
             found["sample feed"] = f"{self.feed.url}/orders"
@@ -339,6 +373,7 @@ class ProcessRun:
             "import_bucket": self.resources.buckets["ImportBucket"],
             "import_state_table": self.resources.tables["ImportStateTable"],
             "config_bucket": self.resources.buckets["ConfigBucket"],
+            "config": str(self.config_path),
         }
         if self.feed is not None:
             found["sample_feed_url"] = f"{self.feed.url}/orders"

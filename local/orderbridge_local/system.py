@@ -1,8 +1,10 @@
 """The whole system on one machine: moto's server, the sandboxes, the real handlers.
 
 Resources come from `template.yaml` itself (so the local run cannot drift from what deploys),
-configuration and secrets from `config/`, and the functions are the real `functions/*/app.py`
-modules, invoked the way API Gateway and SQS's event source mapping invoke them.
+configuration, secrets and sandbox accounts from one store setup file (default `config/local.json`;
+`orderbridge_local.setup`), and the functions are the real `functions/*/app.py` modules, invoked
+the way API Gateway and SQS's event source mapping invoke them. `reload()` applies an edited setup
+file to the running system: nothing is recreated, so queues, tables and records stay.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,13 +27,17 @@ from moto.server import ThreadedMotoServer
 
 from orderbridge_local import moto_atomic
 from orderbridge_local.apigw import LocalApi
+from orderbridge_local.errors import StoreSetupError
 from orderbridge_local.poller import QueuePoller
+from orderbridge_local.setup import StoreSetup, check_setup, load_setup
 from orderbridge_local.template_resources import LocalResources, create_resources, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "orderbridge-local"
 STATE_FILE = ROOT / ".orderbridge-local.json"  # written by `orderbridge-local up` for the operator CLI
 SAMPLE_FEED_PLACEHOLDER = "http://sample-feed.invalid"  # the sample feed's URL in config/local.json
+DEFAULT_CONFIG = ROOT / "config" / "local.json"  # the demo's store setup file
+WORK_DIR = ROOT / ".orderbridge-local"  # the demo's log file, `up`'s reload results
 
 
 def free_port() -> int:
@@ -113,83 +119,121 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 def render_config(
     root: Path, *, sandbox_url: str, feed_url: str | None = None, document: dict[str, Any] | None = None
 ) -> str:
-    """The configuration document (default `config/local.json`) with the local URLs filled in."""
-    text = json.dumps(document) if document is not None else (root / "config" / "local.json").read_text()
+    """The configuration document (default `config/local.json`) as uploaded: the local URLs filled
+    in and the setup file's `local` block left out (the functions never see it)."""
+    from orderbridge.config.check import LOCAL_BLOCK
+
+    if document is None:
+        document = json.loads((root / "config" / "local.json").read_text())
+    text = json.dumps({k: v for k, v in document.items() if k != LOCAL_BLOCK})
     text = text.replace("${SANDBOX_URL}", sandbox_url)
     if feed_url is not None:  # config/local.json names the sample feed by a reserved, unresolvable host
         text = text.replace(SAMPLE_FEED_PLACEHOLDER, feed_url)
     return text
 
 
-def check_local_files(root: Path = ROOT) -> list[str]:
-    """What is wrong with config/local.json, config/local-secrets.json and config/sandboxes.json,
-    one line each (empty: nothing). `orderbridge-local up` starts nothing while there is any.
+def check_local_files(root: Path = ROOT, config: Path | None = None) -> list[str]:
+    """What is wrong with a store setup file (default `config/local.json` of `root`), one line
+    each (empty: nothing). `orderbridge-local up` starts nothing while there is any.
 
-    The configuration is checked as the functions check it (`orderbridge.config.validate_document`,
-    with the local run's placeholders filled in); every secret it names must have a value in
-    local-secrets.json (or be created by the local run itself: the sample feed's)."""
-    from orderbridge.config import InvalidConfigurationError, validate_document
-    from orderbridge_local.feed import SAMPLE_SECRET_ID
+    The document is checked as the functions check it (`orderbridge.config.validate_document`,
+    local placeholders allowed); every secret it names must be derived or listed in its `local`
+    block, and every sandbox account must be one the sandbox accepts (`orderbridge_local.setup`)."""
+    return check_setup(config or root / "config" / "local.json")
 
-    problems: list[str] = []
-    config_dir = root / "config"
-    config = None
-    try:
-        config = validate_document((config_dir / "local.json").read_text(encoding="utf-8"), local=True)
-    except InvalidConfigurationError as exc:
-        problems += [f"config/local.json: {p}" for p in exc.problems]
-    except OSError as exc:
-        problems.append(f"config/local.json: {exc}")
 
-    secrets: dict[str, Any] = {}
-    try:
-        loaded = json.loads((config_dir / "local-secrets.json").read_text(encoding="utf-8"))
-        if not isinstance(loaded, dict):
-            raise ValueError("must be a JSON object: secret id -> value")
-        secrets = {k: v for k, v in loaded.items() if not k.startswith("_")}
-        problems += [
-            f"config/local-secrets.json: {k!r} must be a JSON object or a string"
-            for k, v in secrets.items()
-            if not isinstance(v, dict | str)
-        ]
-    except (OSError, ValueError) as exc:
-        problems.append(f"config/local-secrets.json: {exc}")
+def provision_secrets(
+    secretsmanager: Any, secrets: dict[str, Any], *, only_changed: bool = False
+) -> list[str]:
+    """Create or update each secret (id -> JSON value or string) in Secrets Manager; returns the ids
+    written. `only_changed`: leave a secret whose stored value is already this one alone."""
+    written: list[str] = []
+    for name, value in secrets.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        try:
+            if only_changed and secretsmanager.get_secret_value(SecretId=name)["SecretString"] == text:
+                continue
+        except secretsmanager.exceptions.ResourceNotFoundException:
+            pass
+        try:
+            secretsmanager.create_secret(Name=name, SecretString=text)
+        except secretsmanager.exceptions.ResourceExistsException:
+            secretsmanager.put_secret_value(SecretId=name, SecretString=text)
+        written.append(name)
+    return written
 
-    if config is not None:
-        named = [(f"destination {n!r}", d.secret_id) for n, d in config.destinations.items()]
-        named += [(f"webhook source {n!r}", w.secret_id) for n, w in config.webhooks.items()]
-        named += [
-            (f"import source {n!r}", secret_id)
-            for n, i in config.imports.items()
-            if (secret_id := getattr(i, "secret_id", None))
-        ]
-        for who, secret_id in named:
-            if secret_id not in secrets and secret_id != SAMPLE_SECRET_ID:
-                problems.append(
-                    f"config/local.json: {who} names secret {secret_id!r}, which has no value in "
-                    "config/local-secrets.json: add it there (and, for AWS, to template.yaml)"
-                )
 
-    try:
-        from orderbridge_sandboxes import load_config
+def _replacing_patch(old: Any, new: Any) -> Any:
+    """A deep-merge patch (`orderbridge_sandboxes.config.deep_merge`) that turns `old` into `new`:
+    keys `new` no longer has are removed (None), at any depth."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        patch = {k: _replacing_patch(old.get(k), v) for k, v in new.items()}
+        patch |= {k: None for k in old if k not in new}
+        return patch
+    return new
 
-        load_config(config_dir / "sandboxes.json")
-    except Exception as exc:  # pydantic, JSON or file errors: each says what is wrong
-        problems.append(f"config/sandboxes.json: {exc}")
-    return problems
+
+def push_sandbox_accounts(sandbox_url: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Give the running sandboxes the accounts of `new` that differ from `old` (each provider's
+    `POST /_sandbox/<provider>/config`); returns `provider/account` for each one pushed.
+    An account `new` no longer lists is left in place (an order in flight may still use it)."""
+    import requests
+
+    pushed: list[str] = []
+    for provider, config in new.items():
+        if str(provider).startswith("_") or not isinstance(config, dict):
+            continue
+        before = ((old.get(provider) or {}).get("accounts")) or {}
+        patch = {
+            account_id: _replacing_patch(before.get(account_id), account)
+            for account_id, account in (config.get("accounts") or {}).items()
+            if not str(account_id).startswith("_") and before.get(account_id) != account
+        }
+        if patch:
+            answer = requests.post(
+                f"{sandbox_url}/_sandbox/{provider}/config", json={"accounts": patch}, timeout=10
+            )
+            answer.raise_for_status()
+            pushed += [f"{provider}/{a}" for a in patch]
+    return pushed
+
+
+@dataclass
+class ReloadResult:
+    """What a reload did: `problems` (the file was refused, nothing changed) or what it applied."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        if self.problems:
+            return (
+                f"{self.path.name}: refused ({len(self.problems)} problems); the running configuration stays"
+            )
+        parts = ["configuration uploaded"]
+        if self.secrets:
+            parts.append(f"secrets written: {', '.join(self.secrets)}")
+        if self.accounts:
+            parts.append(f"sandbox accounts: {', '.join(self.accounts)}")
+        return f"{self.path.name}: reloaded ({'; '.join(parts)})"
 
 
 def provision(
-    root: Path, *, client: Callable[[str], Any], max_receive_count: int | None = None
-) -> tuple[LocalResources, dict[str, Any]]:
-    """The template's resources on moto (`client(service)` gives its boto3 clients) with the
-    values of config/local-secrets.json; a secret there that the template does not declare is
-    created too, so one added there is never ignored. Returns the resources and the secrets."""
-    secrets = {
-        k: v
-        for k, v in json.loads((root / "config" / "local-secrets.json").read_text()).items()
-        if not k.startswith("_")
-    }
+    setup: StoreSetup,
+    root: Path = ROOT,
+    *,
+    client: Callable[[str], Any],
+    max_receive_count: int | None = None,
+) -> LocalResources:
+    """The template's resources on moto (`client(service)` gives its boto3 clients) with the store
+    setup's secrets; a secret the template does not declare is created too, so one the setup
+    lists or derives is never ignored."""
     resources = create_resources(
         template=load_template(root / "template.yaml"),
         prefix=PREFIX,
@@ -197,20 +241,12 @@ def provision(
         sqs=client("sqs"),
         s3=client("s3"),
         secretsmanager=client("secretsmanager"),
-        secret_values={k: json.dumps(v) for k, v in secrets.items()},
+        secret_values={k: setup.secret_text(k) for k in setup.secrets},
         parameter_overrides={"MaxReceiveCount": str(max_receive_count)} if max_receive_count else {},
     )
-    secretsmanager = client("secretsmanager")
     declared = set(resources.secrets.values())
-    for name, value in secrets.items():
-        if name in declared:
-            continue
-        text = value if isinstance(value, str) else json.dumps(value)
-        try:
-            secretsmanager.create_secret(Name=name, SecretString=text)
-        except secretsmanager.exceptions.ResourceExistsException:
-            secretsmanager.put_secret_value(SecretId=name, SecretString=text)
-    return resources, secrets
+    provision_secrets(client("secretsmanager"), {k: v for k, v in setup.secrets.items() if k not in declared})
+    return resources
 
 
 def load_function(name: str, root: Path = ROOT) -> ModuleType:
@@ -242,6 +278,9 @@ class Settings:
     # moto in a process of its own: AWS's side then stops competing with the handlers for this
     # process's GIL, as it never does in AWS (bench/throughput.py)
     moto_process: bool = False
+    config: Path | None = None  # the store setup file; None: config/local.json of the root
+    api_host: str = "127.0.0.1"
+    api_shape: str | None = None  # rest | http | url; None: $ORDERBRIDGE_LOCAL_EVENT_SHAPE, else rest
 
 
 class LocalSystem:
@@ -261,12 +300,15 @@ class LocalSystem:
         self.importer: ModuleType | None = None  # functions/importer/app.py (imports; docs/imports.md)
         self.feed: Any = None  # the sample storefront feed (orderbridge_local.feed)
         self.secrets: dict[str, Any] = {}
+        self.config_path = self.settings.config or root / "config" / "local.json"
+        self.setup: StoreSetup | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> LocalSystem:
         s = self.settings
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto call otherwise
+        self.setup = load_setup(self.config_path)  # StoreSetupError before anything starts
         moto_port = s.moto_port or free_port()
         moto_atomic.install()  # DynamoDB's atomic conditional writes, which moto lacks
         if s.moto_process:
@@ -279,9 +321,10 @@ class LocalSystem:
         from orderbridge import clients
 
         self.sandbox = self._start_sandboxes()
-        self.resources, self.secrets = provision(
-            self.root, client=clients.client, max_receive_count=s.max_receive_count
+        self.resources = provision(
+            self.setup, self.root, client=clients.client, max_receive_count=s.max_receive_count
         )
+        self.secrets = dict(self.setup.secrets)
         env = self.resources.environment()
         os.environ.update(env)
         os.environ.update(self._importer_environment())
@@ -297,7 +340,11 @@ class LocalSystem:
         self.importer = load_function("importer", self.root)
         self._upload_import_samples()
         self.api = LocalApi(
-            handler=self.intake.lambda_handler, function_name="IntakeFunction", port=s.api_port
+            handler=self.intake.lambda_handler,
+            function_name="IntakeFunction",
+            host=s.api_host,
+            port=s.api_port,
+            shape=s.api_shape,
         ).start()
         self.poller = QueuePoller(
             sqs=clients.client("sqs"),
@@ -336,13 +383,32 @@ class LocalSystem:
     # --- pieces ----------------------------------------------------------------------------------
 
     def _start_sandboxes(self) -> Any:
-        from orderbridge_sandboxes import load_config, serve
+        from orderbridge_sandboxes import serve
 
-        config = load_config(self.root / "config" / "sandboxes.json")
-        return serve(config, port=self.settings.sandbox_port)
+        assert self.setup is not None
+        return serve(self.setup.sandboxes, port=self.settings.sandbox_port)
+
+    def reload(self) -> ReloadResult:
+        """Apply the store setup file as it is now, without a restart: checked first (refused with
+        its problems, the running one untouched), then new or changed secrets and sandbox accounts
+        provisioned and the document uploaded. Queues, tables and records are not touched."""
+        from orderbridge import clients
+
+        try:
+            setup = load_setup(self.config_path)
+        except StoreSetupError as exc:
+            return ReloadResult(self.config_path, problems=exc.problems)
+        assert self.setup is not None
+        result = ReloadResult(self.config_path)
+        result.secrets = provision_secrets(clients.client("secretsmanager"), setup.secrets, only_changed=True)
+        result.accounts = push_sandbox_accounts(self.sandbox.url, self.setup.sandboxes, setup.sandboxes)
+        self.setup = setup
+        self.secrets = dict(setup.secrets)
+        self.upload_config()
+        return result
 
     def upload_config(self, document: dict[str, Any] | None = None) -> None:
-        """Put the configuration document (default `config/local.json`) where the functions read it.
+        """Put the configuration document (default: the store setup's) where the functions read it.
 
         The functions of this process read it on their next call (their caches are told), so a
         test or a demo need not wait out `CONFIG_MAX_AGE_SECONDS`."""
@@ -350,6 +416,8 @@ class LocalSystem:
         from orderbridge.config import ConfigStore
 
         feed_url = self.feed.url if self.feed is not None else None
+        if document is None and self.setup is not None:
+            document = self.setup.document
         text = render_config(self.root, sandbox_url=self.sandbox.url, feed_url=feed_url, document=document)
         clients.client("s3").put_object(
             Bucket=os.environ[constants.CONFIG_BUCKET_ENV],
@@ -395,7 +463,12 @@ class LocalSystem:
         return self.resources.buckets["ImportBucket"]
 
     def local_config(self) -> dict[str, Any]:
-        return json.loads((self.root / "config" / "local.json").read_text())
+        """A copy of the configuration document in use (no `local` block): edit it, `upload_config` it."""
+        from orderbridge.config.check import LOCAL_BLOCK
+
+        if self.setup is not None:
+            return json.loads(json.dumps(self.setup.document))
+        return {k: v for k, v in json.loads(self.config_path.read_text()).items() if k != LOCAL_BLOCK}
 
     # --- handy views -----------------------------------------------------------------------------
 
@@ -424,6 +497,8 @@ class LocalSystem:
             "import bucket": self.import_bucket,
             "import state table": self.resources.tables["ImportStateTable"],
             "sample feed": f"{self.feed.url}/orders",
+            "store setup (edit to reload)": str(self.config_path),
+            "intake event shape": self.api.shape,
         }
 
     def state(self) -> dict[str, str]:
@@ -441,6 +516,7 @@ class LocalSystem:
             "import_state_table": self.resources.tables["ImportStateTable"],
             "config_bucket": self.resources.buckets["ConfigBucket"],
             "sample_feed_url": f"{self.feed.url}/orders",
+            "config": str(self.config_path),
         }
 
     def wait_for(self, tracking_id: str, *, final: bool = True, timeout: float = 30.0) -> list[Any]:

@@ -73,9 +73,14 @@ def validate_document(
     if not isinstance(data, dict):
         raise InvalidConfigurationError([f"the document must be a JSON object, not {type(data).__name__}"])
     problems: list[str] = []
-    if local:  # the local run's own block (LOCAL_BLOCK) is never uploaded
+    if LOCAL_BLOCK in data:  # the local run's own block is never uploaded
+        if not local:
+            problems.append(
+                f"{LOCAL_BLOCK}: the local run's block (its secrets and sandbox accounts); "
+                "leave it out of the document for AWS"
+            )
         data = {k: v for k, v in data.items() if k != LOCAL_BLOCK}
-    else:
+    if not local:
         problems += [
             f"{where} left in the document: only the local run fills in placeholders; write the value for AWS"
             for where in placeholders(data)
