@@ -384,3 +384,41 @@ def test_the_config_store_checks_against_its_prefix(s3: Any) -> None:
     default = ConfigStore(bucket="config", key="orderbridge.json", s3_client=s3)
     with pytest.raises(InvalidConfigurationError, match="must start with 'orderbridge/"):
         default.load()
+
+
+@pytest.mark.parametrize(
+    ("function", "variable", "value", "message"),
+    [
+        ("intake", "MAX_BODY_BYTES", "2MB", "MAX_BODY_BYTES='2MB': not an integer"),
+        ("dispatcher", "DELIVERY_LEASE_SECONDS", "abc", "DELIVERY_LEASE_SECONDS='abc': not an integer"),
+        ("importer", "IMPORT_CHUNK_ORDERS", "0", "IMPORT_CHUNK_ORDERS='0': must be at least 1"),
+        ("sweeper", "STALE_RECEIVED_SECONDS", "soon", "STALE_RECEIVED_SECONDS='soon': not an integer"),
+    ],
+)
+def test_a_function_with_a_bad_variable_fails_at_import_naming_it(
+    function: str, variable: str, value: str, message: str
+) -> None:
+    """The cold start itself (a fresh interpreter importing app.py) stops with the named error."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        **REQUIRED,
+        "IMPORT_STATE_TABLE": "imports",
+        variable: value,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import app"],
+        cwd=ROOT / "functions" / function,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"orderbridge.exceptions.SettingsError: {message}" in result.stderr, result.stderr[-2000:]
