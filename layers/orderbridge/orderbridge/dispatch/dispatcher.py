@@ -50,6 +50,7 @@ from orderbridge.providers.base import (
 )
 from orderbridge.providers.registry import get_provider_class
 from orderbridge.ratelimit import RateLimiter
+from orderbridge.settings import lease_floor_seconds
 
 logger = Logger(child=True)
 # Namespace fixed at import, so metrics work whenever this module is first imported.
@@ -68,8 +69,9 @@ class DispatcherSettings:
     rate_limit_max_wait: float = 5.0
 
     def __post_init__(self) -> None:
-        # A claim must outlive the longest call it covers, or the fence refuses every call.
-        floor = self.provider_timeout + self.rate_limit_max_wait + 1.0
+        # A claim must outlive the longest call it covers, or the fence refuses every call. The
+        # environment model checks the same rule at start (DispatcherEnvironment).
+        floor = lease_floor_seconds(self.provider_timeout, self.rate_limit_max_wait)
         if self.lease_seconds <= floor:
             raise ConfigurationError(
                 f"DELIVERY_LEASE_SECONDS ({self.lease_seconds}) must exceed provider timeout + "
