@@ -207,7 +207,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--events", type=Path, help="the samples' folder (default events/)")
     demo.add_argument("--api-shape", choices=SHAPES, help=shape_help)
     demo.add_argument(
-        "--verbose", action="store_true", help=f"log lines on the terminal too (default: to {DEMO_LOG})"
+        "--verbose", action="store_true", help="log lines on the terminal, between the progress lines"
+    )
+    demo.add_argument(
+        "--log-file", type=Path, default=DEMO_LOG, help=f"where log lines go (default {DEMO_LOG})"
     )
     return parser
 
@@ -247,11 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         config=args.config,
         api_shape=_api_shape(args.api_shape),
     )
-    logs = contextlib.nullcontext() if args.verbose else log_lines_to(DEMO_LOG)
+    logs = contextlib.nullcontext() if args.verbose else log_lines_to(args.log_file)
     with logs, LocalSystem(settings) as system:
         _print_endpoints(system, console)
         if not args.verbose:
-            console.print(f"Log lines: {DEMO_LOG} (--verbose: here)")
+            console.print(f"Log lines: {args.log_file} (--verbose: here)")
         rows = run_demo(system, events_dir=args.events, timeout=args.timeout, console=console)
     return 0 if rows and all(r.ok for r in rows) else 1
 
