@@ -36,12 +36,15 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 ## make demo: bring the system up locally and send every sample in events/ through it
+##   options: make demo ARGS="--verbose" (log lines on the terminal; else .orderbridge-local/demo.log)
 demo: setup
-	$(BIN)/orderbridge-local demo
+	$(BIN)/orderbridge-local demo $(ARGS)
 
-## make up: keep the local system running and print its endpoints
+## make up: keep the local system running and print its endpoints; reloads the setup file when it changes
+##   options: make up ARGS="--port 3001 --host 0.0.0.0 --config my-store.json --api-shape http"
+##   (every option: .venv/bin/orderbridge-local up --help)
 up: setup
-	$(BIN)/orderbridge-local up
+	$(BIN)/orderbridge-local up $(ARGS)
 
 ## make bench: every benchmark (about 2 minutes); tables printed, JSON in bench/results/
 bench: setup

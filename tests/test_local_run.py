@@ -137,8 +137,8 @@ def _ops(harness: Any, *args: str) -> int:
 
 def test_fix_the_file_then_retry_in_process(harness, tmp_path, monkeypatch):
     """A wrong setting fails an order; the file is fixed while the system runs (the watcher picks
-    the edit up; a broken edit in between is refused and changes nothing); `orderbridge retry
-    --reopen-only` and a re-send deliver it; the first order's record is still there."""
+    the edit up; a broken edit in between is refused and changes nothing); `orderbridge retry`
+    delivers it; the first order's record is still there."""
     monkeypatch.setenv("COLUMNS", "200")
     system = harness.system
     store = tmp_path / "store.json"
@@ -177,8 +177,7 @@ def test_fix_the_file_then_retry_in_process(harness, tmp_path, monkeypatch):
         assert fixed is not None and fixed.ok, fixed and fixed.problems
         assert fixed.accounts == ["bigcommerce/reloadshop"]  # its currencies follow the destination's
 
-        assert _ops(harness, "retry", failed_id, "--reopen-only") == 0
-        harness.send(body)
+        assert _ops(harness, "retry", failed_id) == 0  # parked on the dead-letter queue, redriven
         harness.drain(until=harness.final(failed_id), timeout=WAIT)
         (delivered,) = harness.outcomes(failed_id)
         assert delivered.status is OutcomeStatus.SUCCEEDED and delivered.provider_order_id

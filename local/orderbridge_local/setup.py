@@ -62,7 +62,7 @@ SANDBOX_ACCOUNTS: dict[str, SandboxAccountRule] = {
 
 
 class LocalBlock(BaseModel):
-    """The `local` block: secrets by id, and sandbox accounts in `config/sandboxes.json`'s old form."""
+    """The `local` block: secrets by id; sandbox accounts as `orderbridge_sandboxes.SandboxConfig` JSON."""
 
     model_config = ConfigDict(extra="forbid")
 
