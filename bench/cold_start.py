@@ -8,6 +8,13 @@ environment would have (the template's variables resolved to the local resources
 phase), then invokes `lambda_handler` with one event from `events/` (a form post for intake, a
 one-record SQS batch for dispatcher), made unique per run so every run does the full work.
 
+The functions run from the layer as its build makes it (`layers/orderbridge/Makefile`, what `sam
+build` runs), built twice in a scratch directory for this machine's Python: once as built (with
+unchecked-hash bytecode) and once without bytecode (what the layer shipped before). The layer is
+first on `PYTHONPATH` and nothing is written (`PYTHONDONTWRITEBYTECODE=1`: Lambda's /opt is
+read-only), so the series without bytecode compiles what it imports at every cold start, as
+Lambda would; boto3 comes from this environment, as the runtime's own does on Lambda.
+
 Each round runs every series once, in a rotating order, next to a baseline handler that imports
 only boto3 and answers (`bench/baseline_handler.py`); ratios are taken within a round and the
 median over rounds is reported. One extra `-X importtime` run per series (not timed) lists
@@ -108,6 +115,8 @@ class Series:
     handler: Path
     kind: str  # api | sqs: which event it gets
     baseline: str | None = None  # the series it is compared with
+    layer: Path | None = None  # the built layer's python/ folder, first on PYTHONPATH
+    twin: str | None = None  # the same function from the layer with bytecode (for the gain table)
     runs: list[dict[str, float]] = field(default_factory=list)
     imports: dict[str, Any] = field(default_factory=dict)
 
@@ -177,6 +186,9 @@ def lambda_env(base: dict[str, str], series: Series, tracing: bool) -> dict[str,
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if series.layer is not None:
+        env["PYTHONPATH"] = str(series.layer)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # /opt is read-only on Lambda
     if tracing:
         env["POWERTOOLS_TRACE_DISABLED"] = "false"
         env["AWS_XRAY_CONTEXT_MISSING"] = "IGNORE_ERROR"
@@ -287,6 +299,34 @@ def import_costs(traces: list[list[tuple[int, int, int, str]]], top: int) -> dic
     }
 
 
+# --- the layer -------------------------------------------------------------------------------------
+
+
+def build_layer(target: Path, *, bytecode: bool) -> Path:
+    """The layer as its Makefile builds it, for this machine's Python (host wheels, host bytecode)."""
+    version = "{}.{}".format(*sys.version_info[:2])
+    proc = subprocess.run(
+        [
+            "make",
+            "-C",
+            str(ROOT / "layers" / "orderbridge"),
+            "build-OrderbridgeLayer",
+            f"ARTIFACTS_DIR={target}",
+            f"PYTHON={sys.executable}",
+            "PIP_PLATFORM=",
+            f"TARGET_VERSION={version}",
+            f"TARGET_PYTHON={sys.executable if bytecode else ''}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"layer build failed:\n{proc.stderr[-3000:]}")
+    return target / "python"
+
+
 # --- main ------------------------------------------------------------------------------------------
 
 
@@ -305,17 +345,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(width=140)
 
-    series = [
-        Series("baseline (API event)", "baseline", BENCH / "baseline_handler.py", "api"),
-        Series("intake", "intake", ROOT / "functions/intake/app.py", "api", "baseline (API event)"),
-        Series("baseline (SQS event)", "baseline", BENCH / "baseline_handler.py", "sqs"),
-        Series(
-            "dispatcher", "dispatcher", ROOT / "functions/dispatcher/app.py", "sqs", "baseline (SQS event)"
-        ),
-    ]
-    by_name = {s.name: s for s in series}
     started = time.monotonic()
     with LocalSystem(Settings(start_poller=False)) as system, tempfile.TemporaryDirectory() as tmp:
+        with_pyc = build_layer(Path(tmp) / "layer", bytecode=True)
+        without_pyc = build_layer(Path(tmp) / "layer-no-bytecode", bytecode=False)
+        series = [Series("baseline (API event)", "baseline", BENCH / "baseline_handler.py", "api")]
+        for function, kind in (("intake", "api"), ("dispatcher", "sqs")):
+            if kind == "sqs":
+                series.append(
+                    Series("baseline (SQS event)", "baseline", BENCH / "baseline_handler.py", "sqs")
+                )
+            handler = ROOT / f"functions/{function}/app.py"
+            base = f"baseline ({kind.upper()} event)"
+            series.append(Series(function, function, handler, kind, base, layer=with_pyc))
+            series.append(
+                Series(
+                    f"{function} (no bytecode)",
+                    function,
+                    handler,
+                    kind,
+                    base,
+                    layer=without_pyc,
+                    twin=function,
+                )
+            )
+        by_name = {s.name: s for s in series}
         quiet_function_logs()
         base_env = dict(os.environ)
         envs = {s.name: lambda_env(base_env, s, args.tracing) for s in series}
@@ -331,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
                 s.runs.append(timing)
         # Where the import time goes: -X importtime runs (slower, so not timed), median per package.
         for s in series:
-            if s.function == "baseline" and s.kind == "sqs":
-                continue  # the same imports as the other baseline
+            if (s.function == "baseline" and s.kind == "sqs") or s.twin:
+                continue  # the same imports as the other baseline, or as its twin with bytecode
             traces, profiles = [], []
             for _ in range(args.importtime_runs):
                 timing, stderr = run_child(s, envs[s.name], events[s.kind](), importtime=True)
@@ -360,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             row[f"{p}_ms"] = ms(median(t[p] for t in s.runs))
         row["total_min_ms"] = ms(min(t["total"] for t in s.runs))
         row["total_max_ms"] = ms(max(t["total"] for t in s.runs))
-        imports = s.imports or by_name["baseline (API event)"].imports
+        imports = s.imports or by_name[s.twin or "baseline (API event)"].imports
         row["import_time_ms"] = imports["init"]["total_ms"]
         row["imports_during_first_event_ms"] = imports["first_event"]["total_ms"]
         if s.baseline:
@@ -405,8 +459,33 @@ def main(argv: list[str] | None = None) -> int:
         )
     console.print(table)
 
+    gain = Table(title="bytecode in the layer: the same cold start without it, side by side in each round")
+    for col in ("function", "total without / with", "init without / with", "init with", "init without"):
+        gain.add_column(col, justify="left" if col == "function" else "right")
+    gains: dict[str, Any] = {}
     for s in series:
-        if s.function == "baseline" and s.kind == "sqs":
+        if not s.twin:
+            continue
+        twin = by_name[s.twin]
+        pairs = list(zip(s.runs, twin.runs, strict=True))
+        gains[twin.name] = {
+            "total_without_over_with": ratio(median(a["total"] / b["total"] for a, b in pairs), 1),
+            "init_without_over_with": ratio(median(a["init"] / b["init"] for a, b in pairs), 1),
+            "init_with_ms": ms(median(b["init"] for _, b in pairs)),
+            "init_without_ms": ms(median(a["init"] for a, _ in pairs)),
+        }
+        g = gains[twin.name]
+        gain.add_row(
+            twin.name,
+            f"{g['total_without_over_with']:.2f}x",
+            f"{g['init_without_over_with']:.2f}x",
+            f"{g['init_with_ms']:.0f} ms",
+            f"{g['init_without_ms']:.0f} ms",
+        )
+    console.print(gain)
+
+    for s in series:
+        if (s.function == "baseline" and s.kind == "sqs") or s.twin:
             continue
         costs = s.imports["init"]
         t = Table(
@@ -444,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         "tracing": args.tracing,
         "moto_endpoint": system_url,
         "series": rows,
+        "bytecode_gain": gains,
+        "layer": "built by layers/orderbridge/Makefile for this machine's Python, with and without bytecode",
         "imports": {s.name: s.imports for s in series},
         "samples": {s.name: s.runs for s in series},
         "wall_seconds": round(elapsed, 1),

@@ -105,6 +105,26 @@ def cold_start(result: dict[str, Any]) -> str:
     )
     tracing = "on" if result["tracing"] else "off"
     out += f"\nMedians of {result['runs']} cold starts per series; tracing {tracing}.\n"
+    gains = result.get("bytecode_gain") or {}
+    if gains:
+        out += (
+            "\nBytecode in the layer: each function from the layer its Makefile builds, with and "
+            "without .pyc files, side by side in every round (medians of the per-round ratios).\n\n"
+        )
+        out += table(
+            ["function", "total without / with", "init without / with", "init with", "init without"],
+            [
+                [
+                    name,
+                    f"{g['total_without_over_with']:.2f}x",
+                    f"{g['init_without_over_with']:.2f}x",
+                    f"{g['init_with_ms']:.0f} ms",
+                    f"{g['init_without_ms']:.0f} ms",
+                ]
+                for name, g in gains.items()
+            ],
+            right=range(1, 5),
+        )
     for name, imports in result["imports"].items():
         if not imports or name.startswith("baseline"):
             continue
