@@ -138,6 +138,7 @@ def _up(settings: Settings, console: Console) -> int:
         console.print("Ready. Ctrl-C to stop.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())  # also where a background job ignores it
         try:
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
