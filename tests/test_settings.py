@@ -39,23 +39,6 @@ MODELS: dict[str, type[FunctionEnvironment]] = {
     "sweeper": SweeperEnvironment,
 }
 
-#: Variables template.yaml gives a function through Globals that the function never reads. The fix
-#: is in the template (move each into the functions that read it); this test then needs the entry
-#: gone, so the set states today's template exactly rather than allowing anything.
-GLOBALS_NOT_READ: dict[str, set[str]] = {
-    "importer": {"DEAD_LETTER_QUEUE_URL", "RATE_LIMIT_TABLE", "MAX_RECEIVE_COUNT"},
-    "sweeper": {
-        "TRACKING_ID_KEY_SECRET_ID",
-        "EVENT_PAYLOAD_BUCKET",
-        "ORDER_QUEUE_URL",
-        "DEAD_LETTER_QUEUE_URL",
-        "RATE_LIMIT_TABLE",
-        "CONFIG_BUCKET",
-        "CONFIG_KEY",
-        "MAX_RECEIVE_COUNT",
-    },
-}
-
 REQUIRED = {"OUTCOME_TABLE": "outcomes", "CONFIG_BUCKET": "config", "ORDER_QUEUE_URL": "https://sqs/q"}
 
 
@@ -110,7 +93,7 @@ def test_the_template_gives_every_required_variable(template: dict[str, Any], fu
 def test_every_variable_the_template_gives_is_read(template: dict[str, Any], function: str) -> None:
     given = functions_of(template)[function]
     unread = set(given) - set(MODELS[function].variables())
-    assert unread == GLOBALS_NOT_READ.get(function, set()), f"{function}: never read: {sorted(unread)}"
+    assert not unread, f"{function}: given by template.yaml, never read: {sorted(unread)}"
 
 
 @pytest.mark.parametrize("function", sorted(MODELS))
@@ -253,7 +236,7 @@ def test_the_old_constant_names_are_the_models_names_and_defaults() -> None:
 
 def test_the_templates_defaults_are_the_models_defaults(template: dict[str, Any]) -> None:
     """A deploy with default parameters sets what the models assume when a variable is unset."""
-    deployed = as_deployed(template, template["Globals"]["Function"]["Environment"]["Variables"])
+    deployed = as_deployed(template, functions_of(template)["intake"])
     defaults = IntakeEnvironment.from_environ(REQUIRED)
     assert deployed["RESOURCE_PREFIX"] == defaults.resource_prefix
     assert deployed["POWERTOOLS_SERVICE_NAME"] == defaults.service_name

@@ -22,6 +22,7 @@ from orderbridge import constants
 from orderbridge_local.template_resources import (
     LocalResources,
     create_resources,
+    functions_environment,
     load_template,
     max_receive_count,
     redrive_policy,
@@ -76,8 +77,8 @@ def test_short_form_tags_become_long_form(template: dict[str, Any]) -> None:
     }
 
 
-def test_globals_name_the_variables_the_code_reads(template: dict[str, Any]) -> None:
-    env = template["Globals"]["Function"]["Environment"]["Variables"]
+def test_the_functions_environment_names_the_variables_the_code_reads(template: dict[str, Any]) -> None:
+    env = functions_environment(template)
     for name in (
         constants.OUTCOME_TABLE_ENV,
         constants.TRACKING_ID_KEY_SECRET_ENV,
@@ -345,7 +346,7 @@ def test_bucket_and_secrets(aws: dict[str, Any], local: LocalResources) -> None:
 
 def test_environment_resolves_globals_to_local_names(template: dict[str, Any], local: LocalResources) -> None:
     env = local.environment()
-    assert set(env) == set(template["Globals"]["Function"]["Environment"]["Variables"])
+    assert set(env) == set(functions_environment(template))
     assert env["OUTCOME_TABLE"] == local.tables["OutcomeTable"]
     assert env["TRACKING_ID_KEY_SECRET_ID"] == local.secret_arns["TrackingIdKey"]
     assert env["ORDER_QUEUE_URL"] == local.queues["OrderQueue"]

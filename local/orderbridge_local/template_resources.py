@@ -256,15 +256,38 @@ class LocalResources:
     secret_arns: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)  # template and pseudo parameters used
     conditions: dict[str, Any] = field(default_factory=dict)  # the template's Conditions
-    function_environment: dict[str, Any] = field(default_factory=dict)  # Globals, unresolved
+    function_environment: dict[str, Any] = field(default_factory=dict)  # every function's, unresolved
 
     def environment(self) -> dict[str, str]:
-        """The template's Globals.Function environment variables, resolved to the local resources."""
+        """Every function's environment variables (`functions_environment`), resolved to the local
+        resources."""
         parameters = {**_pseudo_parameters(region="us-east-1", prefix="local"), **self.parameters}
         resolver = _Resolver(parameters=parameters, conditions=self.conditions)
         _register(resolver, self)
         resolved = resolver.resolve(self.function_environment)
         return {name: _env_string(value) for name, value in resolved.items()}
+
+
+def functions_environment(template: dict[str, Any]) -> dict[str, Any]:
+    """Every function's environment variables in one (unresolved): Globals, then each function's own.
+
+    The local run hosts every function in one process, so it gives them the union; a variable two
+    functions set to different values cannot be shared and is a `TemplateError`."""
+    function_globals = (template.get("Globals") or {}).get("Function") or {}
+    merged: dict[str, Any] = dict(((function_globals.get("Environment") or {}).get("Variables")) or {})
+    owner: dict[str, str] = dict.fromkeys(merged, "Globals")
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        own = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+        for name, value in own.items():
+            if name in merged and merged[name] != value:
+                raise TemplateError(
+                    f"{logical_id} sets {name} to {value!r} but {owner[name]} to {merged[name]!r}: "
+                    "the local run gives every function one environment"
+                )
+            merged[name], owner[name] = value, logical_id
+    return merged
 
 
 def _env_string(value: Any) -> str:
@@ -563,8 +586,7 @@ def create_resources(
         secret_names[logical_id], secret_arns[logical_id] = name, arn
         _register_secret(resolver, logical_id, arn)
 
-    function_globals = (template.get("Globals") or {}).get("Function") or {}
-    environment = ((function_globals.get("Environment") or {}).get("Variables")) or {}
+    environment = functions_environment(template)
     return LocalResources(
         tables=tables,
         queues=queues,
