@@ -774,7 +774,7 @@ def test_template_schedules_the_importer_with_least_privilege():
             by_action.setdefault(a, []).append(s["Resource"])
     assert by_action["sqs:SendMessage"] == [{"Fn::GetAtt": ["OrderQueue", "Arn"]}]
     secrets = json.dumps(by_action["secretsmanager:GetSecretValue"])
-    assert "orderbridge/imports/*" in secrets and "TrackingIdKey" in secrets
+    assert "${ResourcePrefix}/imports/*" in secrets and "TrackingIdKey" in secrets
     # it writes to S3 only an order too large for the queue, under the payload bucket's events/
     assert by_action["s3:PutObject"] == [{"Fn::Sub": "${EventPayloadBucket.Arn}/events/*"}]
     assert "s3:DeleteObject" not in actions and "dynamodb:Scan" not in actions

@@ -39,7 +39,7 @@ from orderbridge.models.config import OrderbridgeConfig
 from orderbridge.providers.registry import get_provider_class
 from orderbridge.settings import DEFAULT_RESOURCE_PREFIX
 from orderbridge_ops import render
-from orderbridge_ops.connect import Connection, Target
+from orderbridge_ops.connect import RESOURCE_PREFIX_PARAMETER, Connection, Target
 from orderbridge_ops.errors import NOT_FOUND, OK, USAGE, OpsError
 
 VALID, INVALID, UNREADABLE = OK, NOT_FOUND, USAGE
@@ -47,7 +47,6 @@ VALID, INVALID, UNREADABLE = OK, NOT_FOUND, USAGE
 CONFIG_BUCKET_LOGICAL_ID = "ConfigBucket"
 #: The template's parameter naming the stack's resource prefix: its roles may read secrets under
 #: `<prefix>/providers/`, `<prefix>/webhooks/`, `<prefix>/imports/`.
-RESOURCE_PREFIX_PARAMETER = "ResourcePrefix"
 
 _EXIT_CODES = (
     "exit codes: 0 valid; 1 invalid (one line per problem, naming where); 2 cannot read: the file,\n"
@@ -360,15 +359,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(offline=cmd_validate, offline_only=True)
 
 
-def stack_resource_prefix(conn: Connection, stack_name: str | None) -> str:
-    """The stack's `ResourcePrefix` parameter (template.yaml), else the default prefix."""
-    if not stack_name:
-        return DEFAULT_RESOURCE_PREFIX
-    stacks = conn.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-    parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in stacks[0].get("Parameters", [])}
-    return parameters.get(RESOURCE_PREFIX_PARAMETER) or DEFAULT_RESOURCE_PREFIX
-
-
 def cmd_validate(args: argparse.Namespace, console: Console, errors: Console) -> int:
     """`config validate` / `config check`: prints the verdict, returns VALID, INVALID or UNREADABLE."""
     local = bool(getattr(args, "for_local", False) or getattr(args, "local", False))
@@ -394,7 +384,7 @@ def cmd_validate(args: argparse.Namespace, console: Console, errors: Console) ->
     try:
         conn = Connection(target)
         location = locate(conn, args)
-        prefix = args.resource_prefix or stack_resource_prefix(conn, args.stack_name)
+        prefix = args.resource_prefix or conn.resource_prefix()
         if args.file is not None:
             text = _read_file(args.file)
             label = f"{args.file} (for {location})"

@@ -23,10 +23,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoRegionError, ProfileNotFound
 
-from orderbridge.constants import TRACKING_ID_KEY_SECRET_DEFAULT
+from orderbridge.constants import TRACKING_ID_KEY_SECRET_ENV
 from orderbridge.credentials import CredentialStore
 from orderbridge.identity import TrackingIds
 from orderbridge.outcomes import OutcomeStore
+from orderbridge.settings import DEFAULT_RESOURCE_PREFIX, SecretNames
 from orderbridge_ops.errors import USAGE, OpsError
 
 STATE_FILE_NAME = ".orderbridge-local.json"
@@ -39,6 +40,10 @@ _STATE_KEYS = {TABLE: "outcome_table", QUEUE: "order_queue_url", DLQ: "dead_lett
 _ENV_VARS = {TABLE: "OUTCOME_TABLE", QUEUE: "ORDER_QUEUE_URL", DLQ: "DEAD_LETTER_QUEUE_URL"}
 _OPTIONS = {TABLE: "--table", QUEUE: "--queue-url", DLQ: "--dlq-url"}
 _NAMES = {TABLE: "outcome table", QUEUE: "order queue", DLQ: "dead-letter queue"}
+
+#: the template parameter that names the stack's secrets (template.yaml)
+RESOURCE_PREFIX_PARAMETER = "ResourcePrefix"
+RESOURCE_PREFIX_ENV = "RESOURCE_PREFIX"
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -106,6 +111,7 @@ class Connection:
             raise OpsError(str(exc), hint="see `aws configure list-profiles`") from exc
         self._clients: dict[str, Any] = {}
         self._stack_outputs: dict[str, str] | None = None
+        self._stack_parameters: dict[str, str] | None = None
         self._resolved: dict[str, tuple[str, str]] = {}
         self._store: OutcomeStore | None = None
 
@@ -136,7 +142,27 @@ class Connection:
     def tracking_ids(self) -> TrackingIds:
         """Derives tracking ids as the functions do (the stack's tracking id key)."""
         credentials = CredentialStore(secretsmanager_client=self.client("secretsmanager"))
-        return TrackingIds.from_secret(credentials, TRACKING_ID_KEY_SECRET_DEFAULT)
+        return TrackingIds.from_secret(credentials, self.tracking_id_key_secret())
+
+    def tracking_id_key_secret(self) -> str:
+        """The id of the stack's tracking id key: $TRACKING_ID_KEY_SECRET_ID, else derived from the
+        resource prefix (`resource_prefix`), as the functions derive it."""
+        explicit = self._environ.get(TRACKING_ID_KEY_SECRET_ENV)
+        if explicit:
+            return explicit
+        return SecretNames(resource_prefix=self.resource_prefix()).tracking_id_key
+
+    def resource_prefix(self) -> str:
+        """The stack's secret prefix: its `ResourcePrefix` parameter (--stack-name), else the local
+        run's, else $RESOURCE_PREFIX, else the default (`orderbridge`)."""
+        if self.target.stack_name:
+            self._outputs()
+            value = (self._stack_parameters or {}).get(RESOURCE_PREFIX_PARAMETER)
+            if value:
+                return value
+        if self.target.local and self.state.get("resource_prefix"):
+            return self.state["resource_prefix"]
+        return self._environ.get(RESOURCE_PREFIX_ENV) or DEFAULT_RESOURCE_PREFIX
 
     def outcome_store(self) -> OutcomeStore:
         if self._store is None:
@@ -201,4 +227,6 @@ class Connection:
                 ) from exc
             outputs = stacks[0].get("Outputs", []) if stacks else []
             self._stack_outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+            parameters = stacks[0].get("Parameters", []) if stacks else []
+            self._stack_parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in parameters}
         return self._stack_outputs

@@ -34,10 +34,8 @@ from rich.table import Table
 from rich.text import Text
 
 from orderbridge.config import ConfigStore
-from orderbridge.constants import TRACKING_ID_KEY_SECRET_DEFAULT
 from orderbridge.credentials import CredentialStore
 from orderbridge.exceptions import ConfigurationError
-from orderbridge.identity import TrackingIds
 from orderbridge.imports.enqueue import OrderSink
 from orderbridge.imports.feed import FeedClient
 from orderbridge.imports.service import (
@@ -155,7 +153,7 @@ def build_service(conn: Connection, args: argparse.Namespace) -> ImportService:
             dynamodb_client=dynamodb,
             outcome_table=conn.table,
             state=state,
-            tracking_ids=TrackingIds.from_secret(credentials, TRACKING_ID_KEY_SECRET_DEFAULT),
+            tracking_ids=conn.tracking_ids(),
             # an order too large for the queue goes by way of S3, as from the function
             codec=EventCodec(
                 s3_client=conn.client("s3"),
