@@ -288,3 +288,24 @@ def test_local_reads_the_local_runs_bucket_from_its_state_file(
     capsys.readouterr()
     assert cli.main(["config", "validate", str(local_file), "--offline"]) == 1  # for AWS: not filled in
     assert "${SANDBOX_URL} left in the document" in capsys.readouterr().err
+
+
+def test_the_operator_cli_derives_the_tracking_id_key_from_the_stacks_prefix(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`orderbridge import` and `orderbridge retry` compute tracking ids with the stack's own key:
+    a stack deployed with ResourcePrefix=ob-staging keeps it at ob-staging/identity/tracking-id-key."""
+    from orderbridge_ops.connect import Connection, Target
+
+    monkeypatch.delenv("TRACKING_ID_KEY_SECRET_ID", raising=False)
+    monkeypatch.delenv("RESOURCE_PREFIX", raising=False)
+    staging = Stack(aws, prefix="ob-staging")
+    conn = Connection(Target(region=REGION, endpoint_url=aws["endpoint"], stack_name=staging.name))
+    assert conn.tracking_id_key_secret() == "ob-staging/identity/tracking-id-key"
+    assert Connection(Target(region=REGION, endpoint_url=aws["endpoint"])).tracking_id_key_secret() == (
+        "orderbridge/identity/tracking-id-key"
+    )
+    monkeypatch.setenv("RESOURCE_PREFIX", "other")
+    assert Connection(Target(region=REGION)).tracking_id_key_secret() == "other/identity/tracking-id-key"
+    monkeypatch.setenv("TRACKING_ID_KEY_SECRET_ID", "explicit/key")
+    assert Connection(Target(region=REGION)).tracking_id_key_secret() == "explicit/key"
