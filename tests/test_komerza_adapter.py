@@ -291,7 +291,8 @@ def test_catalog_entry_without_variant_is_misconfigured():
 def test_catalog_ids_must_be_uuids():
     d = _delivery(catalog={"TEE-BLUE-M": {"productId": "111", "variantId": VARIANT}})
     err = _rejected(d)
-    assert err.code == "DESTINATION_MISCONFIGURED" and "productId" in err.message and "TEE-BLUE-M" in err.message
+    assert err.code == "DESTINATION_MISCONFIGURED"
+    assert "productId" in err.message and "TEE-BLUE-M" in err.message
 
 
 @pytest.mark.parametrize(
