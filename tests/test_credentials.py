@@ -293,7 +293,10 @@ def _cli(harness, capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def test_a_queued_order_fails_fast_without_a_call_then_retry_delivers_it_once(harness, capsys) -> None:
+def test_a_queued_order_fails_fast_without_a_call_then_retry_delivers_it_once(
+    harness, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # the CLI's tables at full width: whole tracking ids
     uid = uuid.uuid4().hex[:8]
     name = f"bc-unset-{uid}"
     secret_id = f"orderbridge/providers/{name}"

@@ -73,7 +73,8 @@ def to_event(request: Request, body: bytes) -> dict[str, Any]:
 
 
 def to_event_v2(request: Request, body: bytes, *, shape: str = "http") -> dict[str, Any]:
-    """The payload 2.0 event an HTTP API (`$default` stage) or a Function URL would build."""
+    """The payload 2.0 event the template's HTTP API (`IntakeApiType=HTTP`: stage `v1`, so `rawPath`
+    starts with `/v1`) or a Function URL (no stage) would build."""
     try:
         text, is_b64 = body.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -85,10 +86,12 @@ def to_event_v2(request: Request, body: bytes, *, shape: str = "http") -> dict[s
     cookies = [c.strip() for c in request.headers.get("Cookie", "").split(";") if c.strip()]
     query = request.query_string.decode()
     now = time.time()
+    stage = STAGE if shape == "http" else "$default"
+    path = f"/{STAGE}{_route_path(request.path)}" if shape == "http" else request.path
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": request.path,
+        "rawPath": path,
         "rawQueryString": query,
         "headers": headers,
         "queryStringParameters": {k: ",".join(request.args.getlist(k)) for k in request.args} or None,
@@ -98,14 +101,14 @@ def to_event_v2(request: Request, body: bytes, *, shape: str = "http") -> dict[s
             "domainName": request.host,
             "http": {
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": request.remote_addr or "127.0.0.1",
                 "userAgent": request.user_agent.string,
             },
             "requestId": str(uuid.uuid4()),
             "routeKey": "$default",
-            "stage": "$default",
+            "stage": stage,
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
         },
