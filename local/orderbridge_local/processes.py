@@ -28,18 +28,16 @@ from typing import IO, Any
 
 import boto3
 
-from orderbridge_local.errors import StoreSetupError
 from orderbridge_local.killpoints import KILL_AT_ENV
 from orderbridge_local.setup import StoreSetup, load_setup
 from orderbridge_local.system import (
     ROOT,
     ReloadResult,
     Settings,
+    apply_setup,
     aws_environment,
     free_port,
     provision,
-    provision_secrets,
-    push_sandbox_accounts,
     python_module_argv,
     render_config,
     settings_environment,
@@ -299,16 +297,16 @@ class ProcessRun:
         """Apply the store setup file as it is now (as `LocalSystem.reload`): refused with its
         problems, or secrets and sandbox accounts provisioned and the document uploaded; the
         functions process reads it within `CONFIG_MAX_AGE_SECONDS` (1 s locally), no restart."""
-        try:
-            setup = load_setup(self.config_path)
-        except StoreSetupError as exc:
-            return ReloadResult(self.config_path, problems=exc.problems)
         assert self.setup is not None
-        result = ReloadResult(self.config_path)
-        result.secrets = provision_secrets(self.client("secretsmanager"), setup.secrets, only_changed=True)
-        result.accounts = push_sandbox_accounts(self.sandbox_url, self.setup.sandboxes, setup.sandboxes)
-        self.setup = setup
-        self.upload_config()
+        setup, result = apply_setup(
+            self.config_path,
+            current=self.setup,
+            secretsmanager=self.client("secretsmanager"),
+            sandbox_url=self.sandbox_url,
+        )
+        if setup is not None:
+            self.setup = setup
+            self.upload_config()
         return result
 
     def upload_config(self, document: dict[str, Any] | None = None) -> None:

@@ -224,6 +224,22 @@ class ReloadResult:
         return f"{self.path.name}: reloaded ({'; '.join(parts)})"
 
 
+def apply_setup(
+    path: Path, *, current: StoreSetup, secretsmanager: Any, sandbox_url: str
+) -> tuple[StoreSetup | None, ReloadResult]:
+    """Reload's first half, shared by both local modes: the store setup file at `path` checked
+    (refused: `(None, result with its problems)`, nothing touched), else its new or changed secrets
+    written and its sandbox accounts pushed; the caller then uploads the document."""
+    try:
+        setup = load_setup(path)
+    except StoreSetupError as exc:
+        return None, ReloadResult(path, problems=exc.problems)
+    result = ReloadResult(path)
+    result.secrets = provision_secrets(secretsmanager, setup.secrets, only_changed=True)
+    result.accounts = push_sandbox_accounts(sandbox_url, current.sandboxes, setup.sandboxes)
+    return setup, result
+
+
 def provision(
     setup: StoreSetup,
     root: Path = ROOT,
@@ -394,17 +410,17 @@ class LocalSystem:
         provisioned and the document uploaded. Queues, tables and records are not touched."""
         from orderbridge import clients
 
-        try:
-            setup = load_setup(self.config_path)
-        except StoreSetupError as exc:
-            return ReloadResult(self.config_path, problems=exc.problems)
         assert self.setup is not None
-        result = ReloadResult(self.config_path)
-        result.secrets = provision_secrets(clients.client("secretsmanager"), setup.secrets, only_changed=True)
-        result.accounts = push_sandbox_accounts(self.sandbox.url, self.setup.sandboxes, setup.sandboxes)
-        self.setup = setup
-        self.secrets = dict(setup.secrets)
-        self.upload_config()
+        setup, result = apply_setup(
+            self.config_path,
+            current=self.setup,
+            secretsmanager=clients.client("secretsmanager"),
+            sandbox_url=self.sandbox.url,
+        )
+        if setup is not None:
+            self.setup = setup
+            self.secrets = dict(setup.secrets)
+            self.upload_config()
         return result
 
     def upload_config(self, document: dict[str, Any] | None = None) -> None:
