@@ -526,6 +526,54 @@ def test_every_secret_name_and_secret_arn_starts_with_the_prefix(template: dict[
                 assert dimension["Value"] == {"Ref": "ResourcePrefix"}
 
 
+#: properties that give a resource its account-wide name (CloudFormation's and SAM's)
+NAME_PROPERTIES = (
+    "Name",
+    "LayerName",
+    "LogGroupName",
+    "TableName",
+    "QueueName",
+    "BucketName",
+    "RoleName",
+    "FunctionName",
+    "TopicName",
+    "ScheduleGroupName",
+    "AlarmName",
+)
+
+
+def test_every_explicit_name_is_one_stacks_own(template: dict[str, Any]) -> None:
+    """Two stacks (production, staging) fit one account and region: whatever is named, not generated,
+    carries the stack's ResourcePrefix, its stack name, or a generated name of its own stack."""
+    named = 0
+    for logical_id, resource in template["Resources"].items():
+        properties = resource.get("Properties") or {}
+        for key in NAME_PROPERTIES:
+            if key not in properties:
+                continue
+            value = properties[key]
+            if isinstance(value, dict) and set(value) <= {"Ref", "Fn::GetAtt"}:
+                continue  # another resource of this stack, by reference (a permission's function)
+            text = value.get("Fn::Sub") if isinstance(value, dict) else value
+            assert isinstance(text, str), f"{logical_id}.{key}: {value!r}"
+            own = re.findall(r"\$\{([A-Za-z0-9:]+)\}", text)
+            assert any(
+                ref in ("ResourcePrefix", "AWS::StackName") or ref in template["Resources"] for ref in own
+            ), f"{logical_id}.{key} = {text!r} would be shared by every stack of the account"
+            named += 1
+    assert named >= 15
+    layer = template["Resources"]["OrderbridgeLayer"]["Properties"]
+    assert layer["LayerName"] == {"Fn::Sub": "${ResourcePrefix}-layer"}
+
+
+def test_the_tracking_id_key_is_kept_but_never_blocks_a_first_deploys_retry(template: dict[str, Any]) -> None:
+    """Kept when the stack is deleted (a new key would give a redelivered order a new id: a second
+    order); not kept when the creating stack rolls back, or the retry would fail on its name."""
+    key = template["Resources"]["TrackingIdKey"]
+    assert key["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert key["UpdateReplacePolicy"] == "Retain"
+
+
 def test_a_second_stack_gets_its_own_secret_names(template: dict[str, Any], aws: dict[str, Any]) -> None:
     staging = create_resources(
         template=template,
