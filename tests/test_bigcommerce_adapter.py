@@ -258,7 +258,7 @@ def test_currency_is_always_sent_and_must_be_enabled():
     assert err.value.code == "CURRENCY_NOT_SUPPORTED" and "KWD" in err.value.message
 
 
-def test_catalog_lines_carry_the_price_paid_and_discounts_go_to_discount_amount():
+def test_catalog_lines_carry_the_price_paid_after_their_discount_and_the_order_discount_goes_to_discount_amount():
     body = _body(
         lines=[
             {"sku": "TEE-BLUE-M", "quantity": 2, "unit_price": "204.97", "discount": "5.00"},
@@ -272,11 +272,11 @@ def test_catalog_lines_carry_the_price_paid_and_discounts_go_to_discount_amount(
         "product_id": 111,
         "variant_id": 77,
         "quantity": 2,
-        "price_ex_tax": 204.97,
-        "price_inc_tax": 204.97,
+        "price_ex_tax": 202.47,  # (2 x 204.97 - 5.00) / 2: the line's discount is in its price
+        "price_inc_tax": 202.47,
     }
     assert body["products"][1]["name"] == "Engraving - Gold"
-    assert body["discount_amount"] == "7.50"
+    assert body["discount_amount"] == "2.50"
     assert "subtotal_ex_tax" not in body and "total_inc_tax" not in body  # the units add up exactly
     assert "coupon TENOFF" in body["staff_notes"]
 
@@ -305,7 +305,11 @@ def test_tax_that_does_not_split_over_units_uses_the_subtotal_override():
         shipping_total=None,
         total_tax="0.25",  # 0.15 of it stated for the order only
     )
-    assert body["products"][0]["price_inc_tax"] == 1.0333
+    # 3.10 over 3 units in whole cents: 1 x 1.04 + 2 x 1.03 (the same product twice)
+    assert [(p["quantity"], p["price_ex_tax"], p["price_inc_tax"]) for p in body["products"]] == [
+        (1, 1, 1.04),
+        (2, 1, 1.03),
+    ]
     assert (body["subtotal_ex_tax"], body["subtotal_inc_tax"]) == ("3.00", "3.25")
     assert "shipping_cost_ex_tax" not in body
 

@@ -26,7 +26,7 @@ ORDER_MONEY_FIELDS = (
     "total_tax",
     "total",
 )
-LINE_MONEY_FIELDS = ("unit_price", "discount", "tax")
+LINE_MONEY_FIELDS = ("unit_price", "line_price", "discount", "tax")
 
 
 def price_form_order(raw_order: Mapping[str, Any], items: Mapping[str, CatalogItem]) -> dict[str, Any]:

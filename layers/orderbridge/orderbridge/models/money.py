@@ -6,8 +6,10 @@ package carries the published table, so no hand-kept copy of it can drift.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
+from itertools import pairwise
 
 
 class UnknownCurrencyError(ValueError):
@@ -55,3 +57,30 @@ def to_minor(amount: Decimal, currency: str) -> int:
 def from_minor(units: int, currency: str) -> Decimal:
     """The amount of `units` minor units of `currency`, at the currency's scale."""
     return Decimal(units).scaleb(-minor_units(currency)).quantize(quantum(currency))
+
+
+def split_units(amounts: Sequence[Decimal], quantity: int, currency: str) -> list[tuple[int, list[Decimal]]]:
+    """`amounts` of one line (all units together, e.g. its price without and with tax) as per-unit
+    prices in whole minor units of `currency` that, times their units, add up to each exactly.
+
+    Returns `[(units, [price each of amounts[0], amounts[1], ...]), ...]`: one group when every amount
+    divides evenly, else up to len(amounts) + 1 groups whose prices differ by at most one minor unit,
+    the dearer units first (10.00 over 3 units -> `[(1, [3.34]), (2, [3.33])]`; 18.00 and 21.42 over
+    2 -> `[(2, [9.00, 10.71])]`). For amounts a <= b, each unit's price of a is <= its price of b.
+    Raises ValueError for a quantity below 1 or an amount with more decimals than `currency` allows."""
+    if quantity < 1:
+        raise ValueError(f"quantity {quantity} is below 1")
+    parts = [divmod(to_minor(amount, currency), quantity) for amount in amounts]
+    # The first `rest` units of each amount take one minor unit more: cut where any rest ends.
+    cuts = sorted({0, quantity, *(rest for _, rest in parts)})
+    groups: list[tuple[int, list[Decimal]]] = []
+    for start, end in pairwise(cuts):
+        each = [from_minor(base + (1 if start < rest else 0), currency) for base, rest in parts]
+        groups.append((end - start, each))
+    return groups
+
+
+def split(amount: Decimal, quantity: int, currency: str) -> list[tuple[int, Decimal]]:
+    """`amount` (all units) as `[(units, price each)]` in whole minor units adding up to it exactly:
+    `split_units` for one amount (10.00 over 3 -> `[(1, 3.34), (2, 3.33)]`)."""
+    return [(units, each[0]) for units, each in split_units([amount], quantity, currency)]

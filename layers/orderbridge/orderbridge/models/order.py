@@ -222,8 +222,9 @@ class Buyer(_Strict):
 class OrderLine(_Strict):
     """One line: a SKU the route's catalog maps to provider ids, or a custom product by name.
 
-    Money is what the buyer was charged: `unit_price` per unit before discounts, `discount` the
-    total taken off this line (all units), `tax` the tax on this line (all units)."""
+    Money is what the buyer was charged: `unit_price` per unit before discounts (or `line_price`,
+    all units, when no unit price the currency can state gives it), `discount` the total taken off
+    this line (all units), `tax` the tax on this line (all units)."""
 
     sku: (
         Annotated[
@@ -235,6 +236,12 @@ class OrderLine(_Strict):
     variant_title: Text | None = Field(default=None, description='The variant alone, e.g. "Fine / Bordeaux".')
     quantity: Quantity
     unit_price: Money | None = None
+    line_price: Money | None = Field(
+        default=None,
+        description="The line's price, all units together, before discounts: for a price that does "
+        "not divide into a unit price the currency can state (3 for 10.00); equal to unit_price x "
+        "quantity when both are given.",
+    )
     discount: Money = Field(default=Decimal(0), description="Discount on this line, all units together.")
     tax: Money = Field(default=Decimal(0), description="Tax on this line, all units together.")
     options: dict[Text, Annotated[str, StringConstraints(max_length=1000), _no_control(_CONTROL)]] = Field(
@@ -244,7 +251,9 @@ class OrderLine(_Strict):
     )
 
     def gross(self) -> Decimal | None:
-        """unit_price x quantity (None when the line has no price)."""
+        """`line_price`, else unit_price x quantity (None when the line has no price)."""
+        if self.line_price is not None:
+            return self.line_price
         return None if self.unit_price is None else self.unit_price * self.quantity
 
     def net(self) -> Decimal | None:
@@ -293,7 +302,7 @@ class CanonicalOrder(_Strict):
     @property
     def priced(self) -> bool:
         """Every line says what it cost, so the order's total can be computed."""
-        return all(line.unit_price is not None for line in self.lines)
+        return all(line.gross() is not None for line in self.lines)
 
     def subtotal(self) -> Decimal:
         """Lines after their discounts and the order discount, before shipping and tax."""
@@ -334,6 +343,7 @@ class CanonicalOrder(_Strict):
         for i, line in enumerate(self.lines):
             amounts |= {
                 f"lines.{i}.unit_price": line.unit_price,
+                f"lines.{i}.line_price": line.line_price,
                 f"lines.{i}.discount": line.discount,
                 f"lines.{i}.tax": line.tax,
             }
@@ -345,6 +355,15 @@ class CanonicalOrder(_Strict):
                     {"field": name, "amount": str(amount), "currency": currency, "places": places},
                 )
         for i, line in enumerate(self.lines):
+            stated = line.line_price
+            if (
+                stated is not None
+                and line.unit_price is not None
+                and line.unit_price * line.quantity != stated
+            ):
+                raise PydanticCustomError(
+                    "line_price_mismatch", "lines.{i}.line_price is not unit_price x quantity", {"i": i}
+                )
             gross = line.gross()
             if gross is not None and line.discount > gross:
                 raise PydanticCustomError(

@@ -11,15 +11,23 @@ below): the order BigCommerce stores totals what the buyer paid, to the currency
   `settings.currencies` lists the store's enabled currencies (default `["USD"]`); another currency
   is refused with CURRENCY_NOT_SUPPORTED instead of being charged in the wrong one.
 * products (OAS `orderCatalogProduct_Post`, `orderCustomProduct_Post`): `price_ex_tax` and
-  `price_inc_tax` per unit, from the price the buyer paid (catalog lines too: they override the
-  catalog's price). `taxes_included` decides the side that carries the line's tax. Numbers, as the
-  OAS types them, written exactly (an int, or a float whose JSON text is the exact decimal).
+  `price_inc_tax` per unit, from what the buyer paid for the line (catalog lines too: they override
+  the catalog's price). One rule (`_unit_prices`): the pair is the line after its own discount,
+  without and with the line's tax (`taxes_included` says which side the buyer's price is), so the
+  two differ by exactly the line's tax and, times the quantity, are exactly the line. The v2
+  product objects have no discount field (`applied_discounts` is read-only) and `discount_amount`
+  is one number taken off both the ex- and the inc-tax total, so a line's discount cannot stay
+  beside a pre-discount pair without one side of the order going wrong: 100.00 less 10.00 with 8%
+  tax goes as 90.00 / 97.20. BigCommerce keeps four decimals, but a line whose amounts do not
+  divide by its quantity in whole minor units goes as up to three products of the same product and
+  quantities adding up to the line's (`money.split_units`: 3 for 10.00 is 1 x 3.34 + 2 x 3.33), each
+  price a real amount of the currency; four decimals would still leave 3 x 3.3333 = 9.9999.
+  Numbers, as the OAS types them, written exactly (an int, or a float whose JSON text is the exact
+  decimal).
 * `subtotal_ex_tax`/`subtotal_inc_tax` (OAS `order_Shared`: "Override value for subtotal"): sent
-  when per-unit prices cannot carry the lines exactly (tax that does not split evenly over the
-  units, tax stated for the order only).
-* `discount_amount` (OAS `order_Shared`: "Amount of discount for this transaction"): the lines'
-  discounts plus the order's. The v2 product objects have no discount field (`applied_discounts`
-  is read-only), so order level is where BigCommerce takes them.
+  only when the products cannot carry the lines' tax (tax stated for the order only).
+* `discount_amount` (OAS `order_Shared`: "Amount of discount for this transaction"): the order's
+  discount (the lines' own discounts are in their prices).
 * `shipping_cost_ex_tax`/`shipping_cost_inc_tax` (OAS `order_Shared`, a required pair).
 * `total_ex_tax`/`total_inc_tax` overrides (a pair): only for an order that states its total but
   has lines without a price (BigCommerce would use the catalog's price for those).
@@ -35,7 +43,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -53,6 +61,7 @@ from pydantic import (
 )
 
 from orderbridge.exceptions import RequestRejectedError
+from orderbridge.models import money
 from orderbridge.models.config import CatalogEntry, CurrencyCode, ProviderSettings
 from orderbridge.models.order import Address, Buyer, CanonicalOrder, OrderLine
 from orderbridge.providers.base import (
@@ -68,9 +77,6 @@ from orderbridge.providers.base import (
 
 DEFAULT_STATUS_ID = 11  # Awaiting Fulfillment: the order is paid for elsewhere
 DEFAULT_CURRENCIES = ("USD",)
-#: BigCommerce keeps money to four decimals (OAS `order_Shared`: "a floating point number to four
-#: decimal places in string format"); a per-unit share of a line's tax is rounded to that.
-BC_PLACES = Decimal("0.0001")
 #: OAS `billingAddress_Base.zip`: "The ZIP code must be two or more characters."
 BILLING_ZIP_MIN_LENGTH = 2
 #: OAS `orderCustomProduct_Post.name`: maxLength 250.
@@ -391,7 +397,7 @@ class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry,
         products: list[BcCatalogProduct | BcCustomProduct] = []
         for index, line in enumerate(order.lines):
             try:
-                products.append(self._product(line, entries.get(line.sku or ""), order, index))
+                products += self._products(line, entries.get(line.sku or ""), order, index)
             except ValidationError as exc:
                 raise RequestRejectedError("PROVIDER_LIMIT", f"products.{index}.{_first_error(exc)}") from exc
 
@@ -420,27 +426,44 @@ class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry,
         )
 
     @staticmethod
-    def _product(
+    def _products(
         line: OrderLine, entry: BigCommerceCatalogEntry | None, order: CanonicalOrder, index: int
-    ) -> BcCatalogProduct | BcCustomProduct:
-        """A catalog product when the line has a SKU (`entry`: its catalog entry), else a custom one."""
-        prices = _unit_prices(line, order.taxes_included, index)
+    ) -> list[BcCatalogProduct | BcCustomProduct]:
+        """Catalog products when the line has a SKU (`entry`: its catalog entry), else custom ones:
+        one product, or one per group of `_unit_prices` (same product, quantities adding up to the
+        line's). An unpriced catalog line is one product without prices (the catalog's price)."""
+        groups = _unit_prices(line, order, index)
         if entry is not None:
-            return BcCatalogProduct(
-                product_id=entry.product_id,
-                variant_id=entry.variant_id,
-                quantity=line.quantity,
-                product_options=_product_options(entry, line),
-                price_inc_tax=prices[1] if prices else None,
-                price_ex_tax=prices[0] if prices else None,
-            )
-        if prices is None:
+            options = _product_options(entry, line)
+            if groups is None:
+                return [
+                    BcCatalogProduct(
+                        product_id=entry.product_id,
+                        variant_id=entry.variant_id,
+                        quantity=line.quantity,
+                        product_options=options,
+                    )
+                ]
+            return [
+                BcCatalogProduct(
+                    product_id=entry.product_id,
+                    variant_id=entry.variant_id,
+                    quantity=units,
+                    product_options=options,
+                    price_ex_tax=ex,
+                    price_inc_tax=inc,
+                )
+                for units, ex, inc in groups
+            ]
+        if groups is None:
             raise RequestRejectedError(
                 "CUSTOM_PRODUCT_NEEDS_PRICE", f"custom product {line.name!r} needs a unit_price"
             )
-        return BcCustomProduct(
-            name=_variant_name(line), quantity=line.quantity, price_ex_tax=prices[0], price_inc_tax=prices[1]
-        )
+        name = _variant_name(line)
+        return [
+            BcCustomProduct(name=name, quantity=units, price_ex_tax=ex, price_inc_tax=inc)
+            for units, ex, inc in groups
+        ]
 
     def parse_create(self, response: requests.Response) -> ProviderResult:
         kind = self.classify_status(response.status_code)
@@ -539,25 +562,36 @@ class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry,
         return self._result(response, kind, f"BIGCOMMERCE_{response.status_code}", message)
 
 
-def _unit_tax(line: OrderLine) -> Decimal:
-    """The line's tax per unit, to BigCommerce's four decimals (exact when it divides evenly)."""
-    return (line.tax / line.quantity).quantize(BC_PLACES, rounding=ROUND_HALF_EVEN)
+def line_amounts(line: OrderLine, taxes_included: bool) -> tuple[Decimal, Decimal] | None:
+    """(ex tax, inc tax) of the whole line after its own discount, as the buyer paid it; None for a
+    line with no price. Raises RequestRejectedError (TAX_MISMATCH) when a tax-inclusive line's tax
+    exceeds what it cost."""
+    net = line.net()
+    if net is None:
+        return None
+    ex, inc = (net - line.tax, net) if taxes_included else (net, net + line.tax)
+    if ex < 0:
+        raise RequestRejectedError("TAX_MISMATCH", f"a line's tax {line.tax} exceeds what it cost ({net})")
+    return ex, inc
 
 
-def _unit_prices(line: OrderLine, taxes_included: bool, index: int) -> tuple[int | float, int | float] | None:
-    """(price_ex_tax, price_inc_tax) per unit from what the buyer paid; None for a line with no price.
+def _unit_prices(
+    line: OrderLine, order: CanonicalOrder, index: int
+) -> list[tuple[int, int | float, int | float]] | None:
+    """`[(quantity, price_ex_tax, price_inc_tax)]` per unit for the line (`line_amounts` split over
+    its units in whole minor units, `money.split_units`); None for a line with no price.
 
     OAS `orderCatalogProduct_Post`/`orderCustomProduct_Post`: `price_ex_tax`, `price_inc_tax`
-    (numbers). Prices that include tax carry it in `price_inc_tax`; others add it on top."""
-    if line.unit_price is None:
+    (numbers). Each pair differs by the unit's share of the line's tax; the pairs times their
+    quantities add up to the line's amounts exactly."""
+    amounts = line_amounts(line, order.taxes_included)
+    if amounts is None:
         return None
-    unit_tax = _unit_tax(line)
-    if taxes_included:
-        ex, inc = line.unit_price - unit_tax, line.unit_price
-    else:
-        ex, inc = line.unit_price, line.unit_price + unit_tax
     where = f"products.{index}"
-    return _number(ex, f"{where}.price_ex_tax"), _number(inc, f"{where}.price_inc_tax")
+    return [
+        (units, _number(ex, f"{where}.price_ex_tax"), _number(inc, f"{where}.price_inc_tax"))
+        for units, (ex, inc) in money.split_units(amounts, line.quantity, order.currency)
+    ]
 
 
 def _money_fields(
@@ -575,9 +609,8 @@ def _money_fields(
             f"the order's total tax {order.tax()} is less than its shipping tax {shipping_tax}",
         )
 
-    discount = sum((line.discount for line in order.lines), zero) + order.order_discount
-    if discount:
-        fields["discount_amount"] = _amount(discount)  # OAS: "Amount of discount for this transaction"
+    if order.order_discount:  # OAS: "Amount of discount for this transaction"; lines' are in their prices
+        fields["discount_amount"] = _amount(order.order_discount)
 
     shipping = order.shipping_total or zero
     if order.shipping_total is not None or shipping_tax:
@@ -594,20 +627,20 @@ def _money_fields(
         fields["shipping_cost_inc_tax"] = _amount(ship_inc)
 
     if order.priced:
-        gross = sum((line.gross() or zero for line in order.lines), zero)
+        net = sum((line.net() or zero for line in order.lines), zero)
         if order.taxes_included:
-            sub_ex, sub_inc = gross - items_tax, gross
+            sub_ex, sub_inc = net - items_tax, net
         else:
-            sub_ex, sub_inc = gross, gross + items_tax
+            sub_ex, sub_inc = net, net + items_tax
         if sub_ex < 0:
             raise RequestRejectedError(
-                "TAX_MISMATCH", f"the lines' tax {items_tax} exceeds what the lines cost ({gross})"
+                "TAX_MISMATCH", f"the lines' tax {items_tax} exceeds what the lines cost ({net})"
             )
         from_units_ex = sum((Decimal(str(p.price_ex_tax)) * p.quantity for p in products), zero)
         from_units_inc = sum((Decimal(str(p.price_inc_tax)) * p.quantity for p in products), zero)
         if (from_units_ex, from_units_inc) != (sub_ex, sub_inc):
             # OAS: "Override value for subtotal ... If specified, the field subtotal_inc_tax is also
-            # required." The lines' exact amounts, where per-unit prices cannot carry them.
+            # required." The lines' exact amounts, where the lines' tax is not the order's.
             fields["subtotal_ex_tax"] = _amount(sub_ex)
             fields["subtotal_inc_tax"] = _amount(sub_inc)
     elif order.total is not None:

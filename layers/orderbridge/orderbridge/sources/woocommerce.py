@@ -116,11 +116,13 @@ def _line(item: Mapping[str, Any], places: int, inclusive: bool) -> dict[str, An
     if inclusive and subtotal is not None and total is not None:
         subtotal += _amount(item.get("subtotal_tax")) or Decimal(0)
         total += tax or Decimal(0)
-    unit_price = None
+    unit_price = line_price = None
     if subtotal is not None and isinstance(quantity, int) and not isinstance(quantity, bool) and quantity > 0:
         each = subtotal / quantity
-        if each == round(each, places):  # a price the currency can state; else left unpriced
+        if each == round(each, places):  # a price the currency can state
             unit_price = round(each, places)
+        else:  # 3 for 10.00: the line's price as the buyer saw it, all units together
+            line_price = subtotal
     discount = subtotal - total if subtotal is not None and total is not None and subtotal > total else None
     options = {
         str(_str(m.get("display_key")) or _str(m.get("key")))[:255]: str(
@@ -138,6 +140,7 @@ def _line(item: Mapping[str, Any], places: int, inclusive: bool) -> dict[str, An
             "name": _str(item.get("name")),
             "quantity": quantity,
             "unit_price": unit_price,
+            "line_price": line_price,
             "discount": discount,
             "tax": tax or None,
             "options": options,
@@ -287,14 +290,6 @@ class WooCommerceSource(Source):
     def skip_reason(self, payload: Any) -> tuple[str, str] | None:
         return skip_reason(payload)
 
-    def shop(self, headers: Mapping[str, str], source: str) -> str:
-        """The configured `shop`, else the site in `X-WC-Webhook-Source`, else the source's name.
-
-        The header is not signed: configure `shop` so that a copy of a delivery with that header
-        changed cannot name a second order.
-        """
-        configured = self.settings.shop
-        site = shop_of(header(headers, "x-wc-webhook-source"))
-        if configured:
-            return configured
-        return site or source
+    # The shop (`Source.shop`, `orderbridge.identity.effective_shop`): the configured `shop`, else
+    # the site in `X-WC-Webhook-Source`, else the source's name. The header is not signed: configure
+    # `shop` so that a copy of a delivery with that header changed cannot name a second order.
