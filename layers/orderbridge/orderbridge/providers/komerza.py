@@ -327,10 +327,11 @@ class KomerzaProvider(Provider[KomerzaSettings, KomerzaCatalogEntry, KomerzaCred
                 catalog_total = None
                 continue
             catalog_total += price * line.quantity
-            if line.unit_price is not None and (line.unit_price != price or line.discount):
+            gross = line.gross()  # a line without a unit price (3 for 10.00) is compared as a whole
+            if gross is not None and (gross != price * line.quantity or line.discount):
                 differs = differs or (
-                    f"lines.{index} was paid {line.unit_price} less {line.discount}, "
-                    f"Komerza's price is {price}"
+                    f"lines.{index} was paid {gross} for {line.quantity} less {line.discount}, "
+                    f"Komerza's price is {price} each"
                 )
         if due is None:
             return items, None, ""
@@ -573,6 +574,8 @@ def _summary(order: CanonicalOrder, due: Decimal | None) -> str:
             text += f" [{line.sku}]"
         if line.unit_price is not None:
             text += f" @ {line.unit_price}"
+        elif line.line_price is not None:
+            text += f" for {line.line_price}"
         if line.discount:
             text += f" less {line.discount}"
         options = ", ".join(f"{k}: {v}" for k, v in line.options.items() if v)

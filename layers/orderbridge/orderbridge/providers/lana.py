@@ -256,7 +256,7 @@ class LanaProvider(Provider[LanaSettings, LanaCatalogEntry, LanaCredentials]):
             self.check_currency(order, set(settings.currencies), f"Lana shop {settings.shop_id}")
         priced = order.priced
         if not priced and order.total is not None:
-            unpriced = next(i for i, line in enumerate(order.lines) if line.unit_price is None)
+            unpriced = next(i for i, line in enumerate(order.lines) if line.gross() is None)
             raise RequestRejectedError(
                 "PRICE_UNKNOWN",
                 f"lines.{unpriced} has no price: Lana would price it from its catalog, and the buyer "
@@ -302,10 +302,12 @@ class LanaProvider(Provider[LanaSettings, LanaCatalogEntry, LanaCredentials]):
         if line.sku is not None:
             entry = self.catalog_entry(delivery, line.sku)
             lana_price = catalog_price(entry.price, line.sku, cart.currency)
-            if line.unit_price is None or (lana_price == line.unit_price and not line.discount and not share):
+            gross = line.gross()
+            paid_lanas = lana_price is not None and gross == lana_price * line.quantity
+            if gross is None or (paid_lanas and not line.discount and not share):
                 cart.variant(entry.variant_id, line.quantity, lana_price, where=f"line_items.{index}")
                 return
-        elif line.unit_price is None:
+        elif line.gross() is None:
             raise RequestRejectedError(
                 "CUSTOM_PRODUCT_NEEDS_PRICE", f"custom product {line.name!r} needs a unit_price"
             )
@@ -466,14 +468,11 @@ class _Cart:
     def split(
         self, title: str, net: Decimal, quantity: int, *, physical: bool, taxable: bool, where: str
     ) -> None:
-        """`net` for `quantity` units as whole minor units per unit: one custom item when it divides,
-        else two (the remainder's units one minor unit dearer), so the sum is exactly `net`."""
-        units = money.to_minor(net, self.currency)
-        each, rest = divmod(units, quantity)
-        if rest:
-            self._custom(title, each + 1, rest, physical=physical, taxable=taxable, where=where)
-        if quantity - rest:
-            self._custom(title, each, quantity - rest, physical=physical, taxable=taxable, where=where)
+        """`net` for `quantity` units as whole minor units per unit (`money.split`): one custom item
+        when it divides, else two (the remainder's units one minor unit dearer), adding up to `net`."""
+        for units, each in money.split(net, quantity, self.currency):
+            price = money.to_minor(each, self.currency)
+            self._custom(title, price, units, physical=physical, taxable=taxable, where=where)
 
     def _custom(
         self, title: str, price: int, quantity: int, *, physical: bool, taxable: bool, where: str

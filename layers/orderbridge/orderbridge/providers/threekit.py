@@ -12,8 +12,9 @@ pays, when known), `subtotal` (lines after all discounts), `discount_total` (the
 and the order discount), `shipping`, `tax`, `taxes_included`, `coupon`, and `test` for a source's
 test order. These keys win over the source's own metadata keys of the same name. Each cart item's
 `metadata` carries its line: `name` (variant included), `variant`, `sku`, `unit_price` (before
-discounts), `discount` and `tax` (the line's, all units), and `properties` (the buyer's line
-properties; one whose value is empty is left out).
+discounts; `line_price`, all units, for a price that does not divide into a unit price the currency
+can state, 3 for 10.00), `discount` and `tax` (the line's, all units), and `properties` (the buyer's
+line properties; one whose value is empty is left out).
 
 Reference on the wire: `platform.id` = tracking id (and `metadata.orderbridge_tracking_id`).
 Lookup: `GET /api/orders?platform=<JSON of the same platform object>` answers a list (or
@@ -360,11 +361,14 @@ def _line(line: OrderLine) -> dict[str, Any]:
     for key, value in (("name", line.name), ("variant", line.variant_title), ("sku", line.sku)):
         if value:
             meta[key] = value
+    priced = line.gross() is not None
     if line.unit_price is not None:
         meta["unit_price"] = str(line.unit_price)
-    if line.unit_price is not None or line.discount:
+    elif line.line_price is not None:  # 3 for 10.00: no unit price the currency can state
+        meta["line_price"] = str(line.line_price)
+    if priced or line.discount:
         meta["discount"] = str(line.discount)
-    if line.unit_price is not None or line.tax:
+    if priced or line.tax:
         meta["tax"] = str(line.tax)
     properties = {name: value for name, value in line.options.items() if value}
     if properties:
