@@ -380,13 +380,33 @@ class IntakeEnvironment(DispatcherEnvironment):
         validation_alias="MAX_BODY_BYTES",
         ge=1024,
         le=10 * 1024 * 1024,  # API Gateway's payload limit
-        description="Largest webhook body accepted, in bytes.",
+        description="Largest webhook body taken before its signature holds, in bytes: an unsigned or "
+        "forged one over it is 413 BODY_TOO_LARGE (a signed one goes on, up to MAX_SIGNED_BODY_BYTES).",
+    )
+    max_signed_body_bytes: int = Field(
+        # Lambda's synchronous invoke payload limit (6 MiB, the whole event): nothing larger reaches
+        # the function on AWS, so by default every signed body that arrives is parsed.
+        default=6 * 1024 * 1024,
+        validation_alias="MAX_SIGNED_BODY_BYTES",
+        ge=1024,
+        le=10 * 1024 * 1024,  # API Gateway's payload limit
+        description="Largest signed webhook body parsed (the memory cap), in bytes: a signed one over "
+        "it is recorded FAILED with BODY_TOO_LARGE and answered 202, never parsed.",
     )
     api_base_paths: tuple[str, ...] = Field(
         default=(),
         validation_alias="API_BASE_PATH",
         description="Comma-separated custom-domain base paths that prefix every route (e.g. `/shop`).",
     )
+
+    @model_validator(mode="after")
+    def _signed_cap_over_unsigned(self) -> Self:
+        if self.max_signed_body_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"MAX_SIGNED_BODY_BYTES ({self.max_signed_body_bytes}) must not be below "
+                f"MAX_BODY_BYTES ({self.max_body_bytes})"
+            )
+        return self
 
     @field_validator("api_base_paths", mode="before")
     @classmethod

@@ -103,6 +103,7 @@ def intake_service(env: IntakeEnvironment | None = None) -> IntakeService:
         codec=event_codec(env),
         webhook_tolerance=env.webhook_tolerance_seconds,
         max_body_bytes=env.max_body_bytes,
+        max_signed_body_bytes=env.max_signed_body_bytes,
         dispatcher_factory=partial(dispatcher, env),  # the environment read once, not again
     )
 

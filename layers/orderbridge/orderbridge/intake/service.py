@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -47,6 +47,8 @@ from orderbridge.models.outcome import Outcome, OutcomeStatus, order_state
 from orderbridge.observability import mask_pii
 from orderbridge.outcomes import OutcomeStore
 from orderbridge.payloads import EventCodec
+from orderbridge.settings import IntakeEnvironment
+from orderbridge.settings import default as _setting
 
 if TYPE_CHECKING:  # the dispatcher is imported only when a checkout-mode form needs it
     from orderbridge.dispatch import Dispatcher
@@ -59,6 +61,7 @@ metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV, METRICS_NAMESP
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_JSON_DEPTH = 12  # the deepest legitimate payload (Shopify's order) nests about 6 levels
+MAX_FORM_BYTES = 64 * 1024  # a public form (unsigned): a person's order, kept small
 # Fields of a copy that may differ without it being a different order (who posted it, from where).
 _VOLATILE = {"buyer": {"ip_address", "user_agent"}}
 
@@ -129,8 +132,9 @@ class IntakeService:
         codec: EventCodec | None = None,
         requeue_received_after: float = 300.0,
         webhook_tolerance: int = 300,
-        max_body_bytes: int = 2 * 1024 * 1024,
-        max_form_bytes: int = 64 * 1024,
+        max_body_bytes: int = _setting(IntakeEnvironment, "max_body_bytes"),
+        max_signed_body_bytes: int = _setting(IntakeEnvironment, "max_signed_body_bytes"),
+        max_form_bytes: int = MAX_FORM_BYTES,
         dispatcher_factory: Callable[[], Dispatcher] | None = None,
         post_limiter: PostRateLimiter | None = None,
         secret_refresh_interval: float = 10.0,
@@ -144,8 +148,12 @@ class IntakeService:
         self.codec = codec or EventCodec()
         self.requeue_received_after = requeue_received_after
         self.webhook_tolerance = webhook_tolerance
-        self.max_body_bytes = max_body_bytes  # signed webhooks: a real order may have hundreds of lines
-        self.max_form_bytes = max_form_bytes  # a public form: a person's order, kept small
+        # Webhooks: a body over max_body_bytes is taken only once its signature holds (a real
+        # order may have hundreds of lines); a signed one over max_signed_body_bytes (the memory
+        # cap) is recorded FAILED / BODY_TOO_LARGE unparsed. Forms are unsigned: max_form_bytes.
+        self.max_body_bytes = max_body_bytes
+        self.max_signed_body_bytes = max(max_signed_body_bytes, max_body_bytes)
+        self.max_form_bytes = max_form_bytes
         self._dispatcher_factory = dispatcher_factory
         self._dispatcher: Dispatcher | None = None
         self.post_limiter = post_limiter
@@ -173,7 +181,7 @@ class IntakeService:
                 403, "ORIGIN_NOT_ALLOWED", "this form does not accept posts from that origin"
             )
         self._check_rate(form_key, form.rate_limit, ip)
-        self._check_size(body, self.max_form_bytes)
+        self._check_size(body, self.max_form_bytes, form_key=form_key)
         media = _media_type(content_type)
         text = self._text(body)
         if media == JSON:
@@ -233,6 +241,11 @@ class IntakeService:
 
         The source's preset (`orderbridge.sources`, by its `scheme`) checks the signature, handles
         topics, maps the payload and names the shop; everything else is the same for every source.
+
+        Size: a body over `max_body_bytes` is not refused before its signature is checked (over
+        the raw bytes, cheap). Unsigned or forged, it is 413 BODY_TOO_LARGE; signed, it is taken
+        like any other, and one over `max_signed_body_bytes` (never parsed: the memory cap) is
+        recorded FAILED with BODY_TOO_LARGE and answered 202. Every 413 is logged at WARNING.
         """
         from orderbridge.sources import source_for
 
@@ -241,20 +254,40 @@ class IntakeService:
         if hook is None:
             raise IntakeRejectedError(404, "SOURCE_NOT_FOUND", "unknown webhook source")
         preset = source_for(hook)
-        self._check_size(body)
-        if preset.handshake(headers, body):  # creates nothing: answered before any signature
+        size = len(body)
+        unsigned_ok = size <= self.max_body_bytes  # what may be looked at before a signature holds
+        if unsigned_ok and preset.handshake(headers, body):  # creates nothing: before any signature
             logger.info("webhook activation ping answered", extra={"source": source})
             return None
         try:
             event_id = self._verify(hook, preset, headers, body)
         except SignatureError as exc:
-            logger.warning("webhook signature rejected", extra={"source": source, "error_code": exc.code})
+            if not unsigned_ok:
+                self._too_large(size, self.max_body_bytes, source=source, error_code=exc.code)
+            logger.warning(
+                "webhook signature rejected",
+                extra={"source": source, "error_code": exc.code, "body_bytes": size},
+            )
             raise IntakeRejectedError(401, exc.code, exc.message) from None
         # From here the signature holds: the sender cannot fix its payload, and a 4xx would only
         # make it retry into the void. Whatever cannot be taken is recorded as a visible failure
         # with every reason, and answered 2xx.
         route = hook.route
         shop = preset.shop(headers, source)
+        if size > self.max_signed_body_bytes:  # authentic, but not parsed: the memory cap
+            identity = OrderIdentity.of(shop=shop, source=source, event_id=event_id, body=body)
+            too_large = IntakeRejectedError(
+                413,
+                "BODY_TOO_LARGE",
+                f"the signed body exceeds {self.max_signed_body_bytes} bytes (MAX_SIGNED_BODY_BYTES)",
+                [{"field": "<body>", "code": "too_large", "message": f"{size} bytes, not parsed"}],
+            )
+            return self._record_refused(identity, source, None, too_large)
+        if not unsigned_ok:
+            logger.info(
+                "signed webhook over MAX_BODY_BYTES taken",
+                extra={"source": source, "body_bytes": size, "limit_bytes": self.max_body_bytes},
+            )
         try:
             if _media_type(_header(headers, "content-type")) != JSON:
                 raise IntakeRejectedError(415, "UNSUPPORTED_MEDIA_TYPE", f"webhooks must be {JSON}")
@@ -606,10 +639,18 @@ class IntakeService:
             raise
         return signatures.signing_keys(value)
 
-    def _check_size(self, body: bytes, limit: int | None = None) -> None:
-        limit = limit or self.max_body_bytes
+    def _check_size(self, body: bytes, limit: int, **where: str) -> None:
+        """413 for a body over `limit` bytes; `where` names the way in (`form_key=`, `source=`)."""
         if len(body) > limit:
-            raise IntakeRejectedError(413, "BODY_TOO_LARGE", f"the body exceeds {limit} bytes")
+            self._too_large(len(body), limit, **where)
+
+    @staticmethod
+    def _too_large(size: int, limit: int, **where: str) -> NoReturn:
+        """Raise 413 BODY_TOO_LARGE, logged at WARNING with the way in and the size in bytes (never
+        the content): a refusal nobody sees is an order lost without trace."""
+        logger.warning("body too large; refused", extra={**where, "body_bytes": size, "limit_bytes": limit})
+        metrics.add_metric(name="BodiesTooLarge", unit=MetricUnit.Count, value=1)
+        raise IntakeRejectedError(413, "BODY_TOO_LARGE", f"the body exceeds {limit} bytes")
 
     @staticmethod
     def _text(body: bytes) -> str:
