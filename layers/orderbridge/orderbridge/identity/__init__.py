@@ -8,6 +8,7 @@ Secrets Manager, so nobody can compute a tracking id from an order number: a tra
 capability to read its own order's status.
 """
 
+from orderbridge.identity.shops import ShopChange, effective_shop, shop_changes
 from orderbridge.identity.tracking import (
     OrderIdentity,
     TrackingIds,
@@ -15,4 +16,12 @@ from orderbridge.identity.tracking import (
     differing_fields,
 )
 
-__all__ = ["OrderIdentity", "TrackingIds", "content_digests", "differing_fields"]
+__all__ = [
+    "OrderIdentity",
+    "ShopChange",
+    "TrackingIds",
+    "content_digests",
+    "differing_fields",
+    "effective_shop",
+    "shop_changes",
+]

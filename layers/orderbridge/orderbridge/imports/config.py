@@ -202,12 +202,24 @@ class LineCells(_Config):
         return names
 
 
-class FieldMapping(_Config):
-    """Canonical field -> source column (CSV) or dotted path (JSON, e.g. `customer.email`)."""
+Column = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
-    fields: dict[str, Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+
+class FieldMapping(_Config):
+    """Canonical field -> source column (CSV) or dotted path (JSON, e.g. `customer.email`), or a
+    list of them: the first that has a value (for an order-level field: in any row of the order)."""
+
+    fields: dict[str, Column | Annotated[list[Column], Field(min_length=1, max_length=5)]] = Field(
         description="Canonical field (e.g. `buyer.email`, `lines.sku`, `metadata.channel`) -> where its "
-        "value is. `external_order_id` is required: it is the order number rows are grouped by."
+        'value is, or a list of places: the first that has a value (`["Id", "Name"]`: the id '
+        "when the export has it, else the order number). `external_order_id` is required: it "
+        "identifies the order for good (and groups the rows, unless `group_by`)."
+    )
+    group_by: Column | None = Field(
+        default=None,
+        description="The column every row of one order repeats; adjacent rows with the same value are "
+        "one order. Default: `external_order_id`'s (the first of its list that has a value). Needed "
+        "when the id is on an order's first row only (Shopify's export: `Id`; group by `Name`).",
     )
     lines_path: str | None = Field(
         default=None,
@@ -259,12 +271,32 @@ class FieldMapping(_Config):
             raise ValueError("the mapping must fill lines.quantity and lines.sku or lines.name")
         return self
 
+    def places(self, target: str) -> list[str]:
+        """The columns (paths) of one canonical field, in the order they are tried."""
+        given = self.fields.get(target)
+        if given is None:
+            return []
+        return [given] if isinstance(given, str) else list(given)
+
+    def place_name(self, target: str) -> str | None:
+        """How a field's column is named in a rejection: `Total`, or `Id or Name` for a list."""
+        return " or ".join(self.places(target)) or None
+
+    def group_column(self) -> str:
+        """The column that tells one order's rows from the next (named when a row has none)."""
+        return self.group_by or self.place_name("external_order_id") or "external_order_id"
+
     def columns(self) -> list[str]:
         """The source columns the mapping reads (CSV: each must be in the header)."""
         in_cells = self.line_cells is not None
         named = {
-            c.replace("{n}", "1") for t, c in self.fields.items() if not (in_cells and is_line_target(t))
+            c.replace("{n}", "1")
+            for t in self.fields
+            if not (in_cells and is_line_target(t))
+            for c in self.places(t)
         }
+        if self.group_by:
+            named.add(self.group_by)
         named |= {f.column for f in self.skip}
         if self.line_cells is not None:
             named |= set(self.line_cells.columns)

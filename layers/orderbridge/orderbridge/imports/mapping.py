@@ -1,11 +1,11 @@
 """Rows (CSV) and records (JSON) to canonical orders, with every problem named in source terms.
 
-A group is the rows that share one order number, in file order. Order-level fields come from the
-group's rows and must agree; each row (or each element of `lines_path`) is one line. Validation is
-`CanonicalOrder`'s own; its errors are mapped back to the line number and the source column, so a
-rejection reads `line 17, qty: Input should be greater than or equal to 1`. Values never appear in
-messages (they may be an email address or a phone number).
-"""
+A group is the adjacent rows that share one order number (`group_by`, else the order id).
+Order-level fields come from the group's rows and must agree; each row (or each element of
+`lines_path`) is one line. Validation is `CanonicalOrder`'s own; its errors are mapped back to the
+line number and the source column, so a rejection reads `line 17, qty: Input should be greater
+than or equal to 1`. Values never appear in messages (they may be an email address or a phone
+number)."""
 
 from __future__ import annotations
 
@@ -215,17 +215,37 @@ class OrderBuilder:
     def __init__(self, mapping: FieldMapping, *, dotted: bool = True) -> None:
         self.mapping = mapping
         self.dotted = dotted  # JSON records: paths may be dotted
-        self.order_fields = [(t, c) for t, c in mapping.fields.items() if not is_line_target(t)]
-        self.line_fields = [(t, c) for t, c in mapping.fields.items() if is_line_target(t)]
+        # (target, its columns in the order they are tried)
+        self.order_fields = [(t, mapping.places(t)) for t in mapping.fields if not is_line_target(t)]
+        self.line_fields = [(t, mapping.places(t)) for t in mapping.fields if is_line_target(t)]
         self.order_defaults = {t: v for t, v in mapping.defaults.items() if not is_line_target(t)}
         self.line_defaults = {t: v for t, v in mapping.defaults.items() if is_line_target(t)}
-        self.id_column = mapping.fields["external_order_id"]
+        self.group_columns = [mapping.group_by] if mapping.group_by else mapping.places("external_order_id")
+        self.group_column = mapping.group_column()
 
     def order_id(self, values: Mapping[str, Any]) -> str | None:
-        try:
-            return as_text(lookup(values, self.id_column, dotted=self.dotted))
-        except TypeError:
-            return None
+        """The value that groups a row with its order's other rows (`group_by`, else the order id)."""
+        return self._first(values, self.group_columns)
+
+    def _first(self, values: Mapping[str, Any], columns: Sequence[str]) -> str | None:
+        """The first of `columns` with a value in `values` (unreadable values count as none)."""
+        for column in columns:
+            try:
+                text = as_text(lookup(values, column, dotted=self.dotted))
+            except TypeError:
+                continue
+            if text is not None:
+                return text
+        return None
+
+    def _chosen(self, rows: Sequence[Row], columns: list[str]) -> str:
+        """Of an order-level field's columns, the first with a value in any row of the order (so
+        an id present on the first row only is not replaced by the next column on the others)."""
+        if len(columns) > 1:
+            for column in columns:
+                if any(self._first(row.values or {}, [column]) is not None for row in rows):
+                    return column
+        return columns[0]
 
     def build(self, rows: Sequence[Row]) -> Built:
         """One order from the rows of one group (same order number, adjacent)."""
@@ -235,11 +255,12 @@ class OrderBuilder:
         lines: list[dict[str, Any]] = []
         origins: list[tuple[int, str]] = []  # per line: (row index, field prefix for error names)
 
+        order_fields = [(t, self._chosen(rows, columns)) for t, columns in self.order_fields]
         for index, row in enumerate(rows):
             if row.problem is not None:
                 problems.setdefault(index, []).append(row.problem)
             values = row.values or {}
-            for target, column in self.order_fields:
+            for target, column in order_fields:
                 value = self._value(values, column, problems, index, target=target)
                 if value is None:
                     continue
@@ -258,7 +279,8 @@ class OrderBuilder:
                     )
             for element, prefix in self._line_elements(values, index, problems):
                 line: dict[str, Any] = {}
-                for target, column in self.line_fields:
+                for target, columns in self.line_fields:
+                    column = next((c for c in columns if self._first(element, [c]) is not None), columns[0])
                     value = self._value(element, column, problems, index, prefix, target=target)
                     if value is not None:
                         _put(line, target, value)
@@ -285,6 +307,14 @@ class OrderBuilder:
             if address in document and not any(document[address].values()):
                 del document[address]
         document["lines"] = lines
+        if "external_order_id" not in seen_at and "external_order_id" not in self.order_defaults:
+            problems.setdefault(0, []).append(
+                FieldIssue(
+                    field=self.mapping.place_name("external_order_id"),
+                    code="missing",
+                    message="no order id in any row of this order",
+                )
+            )
 
         order: CanonicalOrder | None = None
         if not problems:
@@ -342,7 +372,7 @@ class OrderBuilder:
         except (ValueError, ArithmeticError):
             return  # the quantity's own error is reported by the model
         if unit != unit.quantize(Decimal("0.0001")):
-            column = prefix + self.mapping.fields.get("lines.gross", "gross")
+            column = prefix + (self.mapping.place_name("lines.gross") or "gross")
             problems.setdefault(index, []).append(
                 FieldIssue(
                     field=column, code="unit_price", message="the line's total is not a whole unit price"
@@ -369,7 +399,7 @@ class OrderBuilder:
         cells = self.mapping.line_cells
         if cells is not None:
             return self._cell_items(values, index, problems)
-        if any("{n}" in column for _, column in self.line_fields):
+        if any("{n}" in column for _, columns in self.line_fields for column in columns):
             return self._column_groups(values, index, problems)
         path = self.mapping.lines_path
         if path is None:
@@ -387,13 +417,14 @@ class OrderBuilder:
     ) -> list[tuple[Mapping[str, Any], str]]:
         """Repeated column groups: `Item {n} SKU`, `Item {n} Qty` for n = 1, 2, ... while the header
         has them; a group with every column empty is no line."""
-        templates = [c for _, c in self.line_fields if "{n}" in c]
+        flat = [c for _, columns in self.line_fields for c in columns]
+        templates = [c for c in flat if "{n}" in c]
         out: list[tuple[Mapping[str, Any], str]] = []
         n = 1
         while any(t.replace("{n}", str(n)) in values for t in templates):
             group = {t: values.get(t.replace("{n}", str(n))) for t in templates}
             if any(isinstance(v, str) and v.strip() for v in group.values()):
-                plain = {c: values.get(c) for _, c in self.line_fields if "{n}" not in c}
+                plain = {c: values.get(c) for c in flat if "{n}" not in c}
                 out.append((plain | group, f"group {n}: "))
             n += 1
         if not out:
@@ -443,13 +474,13 @@ class OrderBuilder:
             index, prefix = origins[loc[1]]
             rest = [str(p) for p in loc[2:]]
             target = "lines." + ".".join(rest) if rest else "lines.sku"
-            column = self.mapping.fields.get(target)
+            column = self.mapping.place_name(target)
             if column is None and not rest:
-                column = self.mapping.fields.get("lines.name")
+                column = self.mapping.place_name("lines.name")
             return index, prefix + (column or target)
         parts = [str(p) for p in loc if not isinstance(p, int)]
         target = ".".join(parts) or "order"
-        column = self.mapping.fields.get(target)
+        column = self.mapping.place_name(target)
         return seen_at.get(target, 0), column or target
 
     @staticmethod
@@ -469,7 +500,7 @@ class OrderBuilder:
 
 
 def orphan_rejection(row: Row, id_column: str) -> RowRejection:
-    """A row with no readable order number: rejected on its own."""
+    """A row with no readable order number (`id_column`: the group column): rejected on its own."""
     errors = [row.problem] if row.problem is not None else []
     errors.append(FieldIssue(field=id_column, code="missing", message="no order number in this row"))
     return RowRejection(line=row.line, ref=row.ref, order_id=None, errors=errors)

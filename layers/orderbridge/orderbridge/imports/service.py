@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orderbridge.config import ConfigStore
 from orderbridge.exceptions import ConfigurationError
+from orderbridge.identity import effective_shop
 from orderbridge.imports.config import FeedSource, ImportSource, S3Source
 from orderbridge.imports.enqueue import EnqueueError, OrderSink
 from orderbridge.imports.feed import FeedClient, FeedError, parse_time, with_overlap
@@ -558,7 +559,7 @@ class ImportService:
         counts = out.counts
         candidates: list[tuple[CanonicalOrder, int]] = []
         in_chunk: set[str] = set()
-        id_column = run.source.mapping.fields["external_order_id"]
+        id_column = run.source.mapping.group_column()
         for unit in units:
             counts.rows_read += unit.row_count
             for orphan in unit.orphans:
@@ -589,7 +590,7 @@ class ImportService:
             run.source_name,
             run.destinations,
             [o.external_order_id or "" for o, _ in candidates],
-            shop=run.source.shop,
+            shop=effective_shop(run.source, run.source_name),
         )
         new = [(o, n) for o, n in candidates if o.external_order_id not in known]
         for order, rows in candidates:
@@ -603,7 +604,7 @@ class ImportService:
                 orders=[o for o, _ in new],
                 origin=origin,
                 run_id=run.summary.run_id,
-                shop=run.source.shop,
+                shop=effective_shop(run.source, run.source_name),
             )
         counts.rows_imported += sum(n for _, n in new)
         counts.orders_imported += len(new)

@@ -99,8 +99,10 @@ class Source(ABC):
         return None
 
     def shop(self, headers: Mapping[str, str], source: str) -> str:
-        """The shop the order was placed in: the configured `shop`, else the source's name."""
-        return self.settings.shop or source
+        """The shop the order was placed in: `orderbridge.identity.effective_shop` (the one rule)."""
+        from orderbridge.identity.shops import effective_shop
+
+        return effective_shop(self.settings, source, headers=headers) or source
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -251,9 +251,6 @@ class BigCommerceSource(Source):
         value = payload.get("hash") if isinstance(payload, dict) else None
         return str(value)[:200] if value else event_id
 
-    def shop(self, headers: Mapping[str, str], source: str) -> str:
-        return self.settings.shop or self.settings.store_hash
-
     def order(self, headers: Mapping[str, str], payload: Any) -> dict[str, Any] | None:
         s = self.settings
         if not isinstance(payload, dict):

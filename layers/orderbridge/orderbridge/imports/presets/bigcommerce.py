@@ -1,7 +1,8 @@
 """BigCommerce's default order export (Orders > Export, "Default" template): one row per order,
 every item in one `Product Details` cell (`Product ID: 100, Product Qty: 1, Product SKU: ...,
 Product Unit Price: 67.50, ...|Product ID: 115, ...`), dates dd/mm/yyyy, country names. Cancelled
-and declined orders are left out; `Order Total (inc tax)` is checked."""
+and declined orders are left out; `Order Total (inc tax)` is checked. `Order ID` is BigCommerce's
+order id, as the webhook names the order (the order's `id`), so the two ways in make one order."""
 
 FIELDS = {
     "external_order_id": "Order ID",

@@ -7,7 +7,14 @@ order APIs (`paging.preset`), and mappings of their order JSON (`mapping.preset`
 * `woocommerce-orders-api`: `GET /wp-json/wc/v3/orders`, a bare array, `modified_after`
   (exclusive: asked one second early), oldest first by modification time, `page` / `per_page` up to
   100 with `X-WP-TotalPages`; orders sharing one time are paged through.
+
+Both mappings name an order by the platform's immutable order `id`, as the platform's webhook does
+(so a webhook and a feed of the same shop make one order), and keep the human order number under
+the webhook's metadata key (`name` `#1001`, WooCommerce `number`).
 """
+
+from orderbridge.imports.presets.shopify import ORDER_NAME
+from orderbridge.imports.presets.woocommerce import ORDER_NUMBER
 
 PAGING = {
     "shopify-orders-api": {
@@ -39,7 +46,8 @@ _ADDRESS = ("first_name", "last_name", "company", "address1", "address2", "city"
 SHOPIFY_JSON = {
     "lines_path": "line_items",
     "fields": {
-        "external_order_id": "name",
+        "external_order_id": "id",
+        ORDER_NAME: "name",
         "currency": "currency",
         "buyer.email": "email",
         "buyer.first_name": "customer.first_name",
@@ -86,7 +94,8 @@ _WOO_ADDRESS = {
 WOOCOMMERCE_JSON = {
     "lines_path": "line_items",
     "fields": {
-        "external_order_id": "number",
+        "external_order_id": "id",
+        ORDER_NUMBER: "number",
         "currency": "currency",
         "buyer.email": "billing.email",
         "buyer.first_name": "billing.first_name",

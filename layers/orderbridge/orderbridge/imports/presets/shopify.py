@@ -3,10 +3,20 @@ first row of an order only. `Created at` is `2024-05-01 09:58:12 +0000`; `Billin
 field; voided orders and cancelled ones (`Cancelled at` set) are left out. `Discount Amount` is the
 order's whole discount; `Total` is checked against lines, discount, shipping and taxes.
 European Excel re-saves it with `;`, decimal commas and Windows-1252: set the source's `delimiter`
-and `encoding` and `formats: {"decimal": ",", "thousands": "."}`."""
+and `encoding` and `formats: {"decimal": ",", "thousands": "."}`.
+
+Identity: the order is Shopify's order `Id` (on an order's first row only), as the `orders/create`
+webhook and the REST feed name it, so the same order arriving two ways is one order; an export
+without the `Id` column falls back to `Name` (`#1001`), which the webhook never uses: such a file
+cannot be matched with the webhook's orders. `Name` groups the rows and is kept as
+`metadata.shopify_name` (the webhook's key)."""
+
+#: Where the human order number (`#1001`) goes: the key the webhook mapping uses too.
+ORDER_NAME = "metadata.shopify_name"
 
 FIELDS = {
-    "external_order_id": "Name",
+    "external_order_id": ["Id", "Name"],
+    ORDER_NAME: "Name",
     "buyer.email": "Email",
     "buyer.name": "Billing Name",
     "buyer.phone": "Phone",
@@ -47,7 +57,11 @@ REQUIRED = {"Name", "Lineitem quantity", "Lineitem name"}
 
 MAPPING = {
     "fields": FIELDS,
-    "optional": sorted((set(FIELDS.values()) | {"Cancelled at"}) - REQUIRED),
+    "group_by": "Name",
+    "optional": sorted(
+        ({c for v in FIELDS.values() for c in ([v] if isinstance(v, str) else v)} | {"Cancelled at"})
+        - REQUIRED
+    ),
     "formats": {
         "dates": ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M"],
         "placeholders": ["-"],

@@ -1,10 +1,19 @@
 """WooCommerce's order export (the Order Export plugin's default CSV): one row per order, items in
 repeated column groups `line_item_1`, `line_item_2`, ... each `name:...|product_id:...|sku:...|
 quantity:1|total:13.00|sub_total:13.00` (`sub_total`: all units, before discounts). Cancelled and
-failed orders are left out; `order_total` is checked."""
+failed orders are left out; `order_total` is checked.
+
+Identity: the order is WooCommerce's order id (`order_id`), as the webhook and the REST feed name
+it; `order_number` may differ (a sequential-order-number plugin) and is kept as
+`metadata.woocommerce_number` (the webhook's key). A file without the `order_id` column falls back
+to `order_number`, which the webhook never uses: such a file cannot be matched with the webhook."""
+
+#: Where the human order number goes: the key the webhook mapping uses too.
+ORDER_NUMBER = "metadata.woocommerce_number"
 
 FIELDS = {
-    "external_order_id": "order_number",
+    "external_order_id": ["order_id", "order_number"],
+    ORDER_NUMBER: "order_number",
     "placed_at": "order_date",
     "currency": "order_currency",
     "shipping_total": "shipping_total",
@@ -49,7 +58,15 @@ FIELDS = {
 MAPPING = {
     "fields": FIELDS,
     "line_cells": {"pattern": "line_item_{n}", "pairs": "|", "key_value": ":", "key": "[a-z_]+"},
-    "optional": sorted({c for t, c in FIELDS.items() if not t.startswith("lines.")} - {"order_number"}),
+    "optional": sorted(
+        {
+            c
+            for t, v in FIELDS.items()
+            if not t.startswith("lines.")
+            for c in ([v] if isinstance(v, str) else v)
+        }
+        - {"order_number"}
+    ),
     "formats": {
         "dates": ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"],
         "placeholders": ["-"],
