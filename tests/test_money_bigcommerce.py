@@ -253,7 +253,16 @@ def test_hong_kong_without_a_zip_is_taken(server):
 def test_403_after_a_5_discount_totals_403(server):
     created = send(server, canonical_from_case(_case("test-notification-discount.json")))
     assert charged(created) == ("USD", Decimal("403.00"))
-    assert Decimal(created["discount_amount"]) == Decimal("5.00")
+    # The 5.00 is the second line's own discount: it is in that line's price (194.00), not at
+    # order level, so both of BigCommerce's subtotals are the lines as the buyer paid them.
+    assert Decimal(created["discount_amount"]) == Decimal("0")
+    assert Decimal(created["subtotal_ex_tax"]) == Decimal(created["subtotal_inc_tax"]) == Decimal("393.00")
+    products = requests.get(
+        f"{server.url}/bigcommerce/stores/{STORE}/v2/orders/{created['id']}/products",
+        headers={"X-Auth-Token": TOKEN},
+        timeout=10,
+    ).json()
+    assert [Decimal(p["price_inc_tax"]) for p in products] == [Decimal("199.00"), Decimal("194.00")]
 
 
 # --- named examples --------------------------------------------------------------------------------
