@@ -55,6 +55,7 @@ SAFE_FIELDS: frozenset[str] = frozenset(
         "count",
         "currency",
         "unit_price",
+        "line_price",
         "price",
         "discount",
         "tax",
