@@ -385,7 +385,9 @@ class IntakeEnvironment(DispatcherEnvironment):
     )
     max_signed_body_bytes: int = Field(
         # Lambda's synchronous invoke payload limit (6 MiB, the whole event): nothing larger reaches
-        # the function on AWS, so by default every signed body that arrives is parsed.
+        # the function on AWS, so by default every signed body that arrives is parsed. Measured
+        # (peak RSS while parsed, mapped and validated): a 500-line Shopify order at the cap
+        # (tests/test_oversize_webhooks.py's) about +13 MiB; nothing but `{}`s, about +150 MiB.
         default=6 * 1024 * 1024,
         validation_alias="MAX_SIGNED_BODY_BYTES",
         ge=1024,

@@ -691,15 +691,23 @@ class IntakeService:
 
 
 def _depth(value: Any) -> int:
-    """How deeply a parsed JSON value nests (iterative: no recursion to exhaust)."""
-    deepest, stack = 0, [(value, 1)]
+    """How deeply a parsed JSON value nests (iterative: no recursion to exhaust).
+
+    One iterator per level on the stack, not one entry per node: a signed body of millions of
+    small values (up to MAX_SIGNED_BODY_BYTES) costs no second copy of itself to check.
+    """
+    deepest, stack = 0, [iter((value,))]
     while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(node, dict):
-            stack += [(v, level + 1) for v in node.values()]
-        elif isinstance(node, list):
-            stack += [(v, level + 1) for v in node]
+        for node in stack[-1]:
+            deepest = max(deepest, len(stack))
+            if isinstance(node, dict):
+                stack.append(iter(node.values()))
+                break
+            if isinstance(node, list):
+                stack.append(iter(node))
+                break
+        else:
+            stack.pop()
     return deepest
 
 
