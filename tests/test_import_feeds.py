@@ -344,9 +344,11 @@ def test_shopify_and_woocommerce_api_presets(harness, configure, servers):
             0,
         ), [r.describe() for r in run.rejections]
         events = take_messages(harness, name, expect=4)
-        assert sorted(e["order"]["external_order_id"] for e in events) == [
-            f"{first}{base + i}" for i in range(4)
-        ]
+        # named by the platform's order id, as its webhook names it; the number kept as metadata
+        ids = [str(450789000 + base + i) if first else str(base + i) for i in range(4)]
+        assert sorted(e["order"]["external_order_id"] for e in events) == ids
+        key = "shopify_name" if first else "woocommerce_number"
+        assert sorted(e["order"]["metadata"][key] for e in events) == [f"{first}{base + i}" for i in range(4)]
         for event in events:
             order = event["order"]
             assert order["currency"] == "EUR"

@@ -3,7 +3,8 @@ modification time and size, polled), and SIGHUP or `orderbridge-local reload` as
 
 Each reload is the target's `reload()` (`LocalSystem` or `ProcessRun`): the file is checked first
 and refused with its problems (the running configuration stays), or applied without a restart.
-The last result is written to `RESULT_FILE` so `orderbridge-local reload` can report it.
+The last result is written to `RESULT_FILE` so `orderbridge-local reload` can report it (its
+`summary` carries the warnings too, e.g. a source whose shop the edit changes).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class ConfigWatcher:
                         "ok": result.ok,
                         "summary": result.summary(),
                         "problems": result.problems,
+                        "warnings": result.warnings,
                     }
                 )
             )

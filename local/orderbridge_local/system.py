@@ -200,12 +200,14 @@ def push_sandbox_accounts(sandbox_url: str, old: dict[str, Any], new: dict[str, 
 
 @dataclass
 class ReloadResult:
-    """What a reload did: `problems` (the file was refused, nothing changed) or what it applied."""
+    """What a reload did: `problems` (the file was refused, nothing changed) or what it applied,
+    with `warnings` about what it changed (a source's shop: `orderbridge.identity.ShopChange`)."""
 
     path: Path
     problems: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -221,7 +223,8 @@ class ReloadResult:
             parts.append(f"secrets written: {', '.join(self.secrets)}")
         if self.accounts:
             parts.append(f"sandbox accounts: {', '.join(self.accounts)}")
-        return f"{self.path.name}: reloaded ({'; '.join(parts)})"
+        warned = "".join(f"\n  warning: {w}" for w in self.warnings)
+        return f"{self.path.name}: reloaded ({'; '.join(parts)}){warned}"
 
 
 def apply_setup(
@@ -229,12 +232,16 @@ def apply_setup(
 ) -> tuple[StoreSetup | None, ReloadResult]:
     """Reload's first half, shared by both local modes: the store setup file at `path` checked
     (refused: `(None, result with its problems)`, nothing touched), else its new or changed secrets
-    written and its sandbox accounts pushed; the caller then uploads the document."""
+    written and its sandbox accounts pushed, with a warning for each source whose shop it changes
+    (as `orderbridge config validate FILE --local` gives); the caller then uploads the document."""
     try:
         setup = load_setup(path)
     except StoreSetupError as exc:
         return None, ReloadResult(path, problems=exc.problems)
+    from orderbridge.identity import document_shop_changes
+
     result = ReloadResult(path)
+    result.warnings = [c.message() for c in document_shop_changes(current.document, setup.document)]
     result.secrets = provision_secrets(secretsmanager, setup.secrets, only_changed=True)
     result.accounts = push_sandbox_accounts(sandbox_url, current.sandboxes, setup.sandboxes)
     return setup, result

@@ -14,6 +14,11 @@ it exists (DescribeSecret), has a value, is JSON, is not still the stack's place
 a webhook source's signing key, a store API token, an import feed's auth key). A secret's value
 is never printed: only its id and the key that is missing. Without any of those options nothing
 is read from AWS (`config check FILE` is that offline check).
+
+FILE against a stack is also compared with the document uploaded there: a source of both whose
+effective shop changes (its `shop`, or that shop's default: `orderbridge.identity.effective_shop`)
+is warned about by name (`SHOP_CHANGED`), as the orders already taken through it would no longer
+be recognised as duplicates. A warning does not change the exit code.
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from orderbridge.config import InvalidConfigurationError, validate_document
 from orderbridge.constants import CONFIG_KEY_DEFAULT
 from orderbridge.credentials import is_placeholder
+from orderbridge.identity import document_shop_changes
 from orderbridge.intake.signatures import signing_keys
 from orderbridge.models.config import OrderbridgeConfig
 from orderbridge.providers.registry import get_provider_class
@@ -385,13 +392,17 @@ def cmd_validate(args: argparse.Namespace, console: Console, errors: Console) ->
         conn = Connection(target)
         location = locate(conn, args)
         prefix = args.resource_prefix or conn.resource_prefix()
+        uploaded: bytes | None = None
         if args.file is not None:
-            text = _read_file(args.file)
+            text: str | bytes = _read_file(args.file)
             label = f"{args.file} (for {location})"
+            uploaded = _uploaded_or_none(conn, location)
         else:
             text = read_document(conn, location)
             label = str(location)
-        return _remote(conn, text, label, local=local, prefix=prefix, console=console, errors=errors)
+        return _remote(
+            conn, text, label, local=local, prefix=prefix, console=console, errors=errors, uploaded=uploaded
+        )
     except OpsError as exc:
         render.error(errors, exc.message, exc.hint)
         return exc.exit_code
@@ -461,6 +472,14 @@ def read_document(conn: Connection, location: ConfigLocation) -> bytes:
         raise
 
 
+def _uploaded_or_none(conn: Connection, location: ConfigLocation) -> bytes | None:
+    """The document uploaded at `location`, or None when there is none yet (nothing to compare)."""
+    try:
+        return read_document(conn, location)
+    except OpsError:
+        return None
+
+
 def _read_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -490,11 +509,15 @@ def _remote(
     prefix: str,
     console: Console,
     errors: Console,
+    uploaded: bytes | None = None,
 ) -> int:
     config = _checked(text, label, local=local, prefix=prefix, errors=errors)
     if config is None:
         render.note(errors, "  (secrets are checked once the document is valid)")
         return INVALID
+    changes = document_shop_changes(uploaded, text, resource_prefix=prefix) if uploaded is not None else []
+    for change in changes:
+        errors.print(Text.assemble(("warning: ", "bold yellow"), change.message()), soft_wrap=True)
     uses = secret_uses(config)
     problems = check_secrets(conn.client("secretsmanager"), uses)
     if problems:

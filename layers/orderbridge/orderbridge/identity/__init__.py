@@ -8,7 +8,13 @@ Secrets Manager, so nobody can compute a tracking id from an order number: a tra
 capability to read its own order's status.
 """
 
-from orderbridge.identity.shops import ShopChange, effective_shop, shop_changes
+from orderbridge.identity.shops import (
+    PER_DELIVERY,
+    ShopChange,
+    document_shop_changes,
+    effective_shop,
+    shop_changes,
+)
 from orderbridge.identity.tracking import (
     OrderIdentity,
     TrackingIds,
@@ -17,11 +23,13 @@ from orderbridge.identity.tracking import (
 )
 
 __all__ = [
+    "PER_DELIVERY",
     "OrderIdentity",
     "ShopChange",
     "TrackingIds",
     "content_digests",
     "differing_fields",
+    "document_shop_changes",
     "effective_shop",
     "shop_changes",
 ]

@@ -4,7 +4,8 @@ An order is named by (shop, the shop's own order id) (`OrderIdentity.of`), so th
 names its orders under must never change once orders were taken through it: after a change the
 same order gets a new tracking id, and a retry or a second way in creates a second provider order.
 `effective_shop` is the one rule (the intake, the importer and both configuration warnings use
-it); `shop_changes` compares two configurations with it.
+it); `shop_changes` / `document_shop_changes` compare two configurations with it (`orderbridge
+config validate FILE --stack`, the local run's reload).
 """
 
 from __future__ import annotations
@@ -96,3 +97,17 @@ def shop_changes(before: Any, after: Any) -> list[ShopChange]:
         for where in new
         if where in old and old[where] != new[where]
     ]
+
+
+def document_shop_changes(before: Any, after: Any, *, resource_prefix: str | None = None) -> list[ShopChange]:
+    """`shop_changes` of two configuration documents (JSON text, bytes or a dict; `${...}`
+    placeholders allowed); none when either is not a valid configuration (a document that the
+    functions refuse was never in use, and the one refused is reported as such elsewhere)."""
+    from orderbridge.config import InvalidConfigurationError, validate_document
+
+    try:
+        old = validate_document(before, local=True, resource_prefix=resource_prefix)
+        new = validate_document(after, local=True, resource_prefix=resource_prefix)
+    except InvalidConfigurationError:
+        return []
+    return shop_changes(old, new)
