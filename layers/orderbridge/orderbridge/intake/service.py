@@ -38,7 +38,7 @@ from orderbridge.exceptions import (
     RequestRejectedError,
     SignatureError,
 )
-from orderbridge.identity import OrderIdentity, TrackingIds, differing_fields
+from orderbridge.identity import OrderIdentity, TrackingIds, differing_fields, effective_shop
 from orderbridge.intake import mapping, pricing, signatures
 from orderbridge.models.config import FormRateLimits, OrderbridgeConfig, normalize_origin
 from orderbridge.models.event import OrderEvent
@@ -204,7 +204,7 @@ class IntakeService:
         self._check_destinations(cfg, form.route, order)
         submission_id = str(fields.get("submission_id") or "")[:128]
         identity = OrderIdentity.of(
-            shop=form.shop or form.source,
+            shop=effective_shop(form, form_key) or form.source,
             source=form_key,
             external_order_id=order.external_order_id,
             submission_id=submission_id,
