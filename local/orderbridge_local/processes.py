@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import boto3
 
+from orderbridge_local.apigw import SHAPE_ENV
 from orderbridge_local.killpoints import KILL_AT_ENV
 from orderbridge_local.setup import StoreSetup, load_setup
 from orderbridge_local.system import (
@@ -352,6 +353,8 @@ class ProcessRun:
             "outcome table": self.resources.tables["OutcomeTable"],
             "functions state file": str(self.state_file),
             "store setup (edit to reload)": str(self.config_path),
+            # as the functions process resolves it (apigw.LocalApi): the option, else the variable
+            "intake event shape": self.settings.api_shape or os.environ.get(SHAPE_ENV, "rest"),
         }
         if self.feed is not None:
             found["sample feed"] = f"{self.feed.url}/orders"

@@ -215,8 +215,10 @@ class ReloadResult:
 
     def summary(self) -> str:
         if self.problems:
+            count = len(self.problems)
             return (
-                f"{self.path.name}: refused ({len(self.problems)} problems); the running configuration stays"
+                f"{self.path.name}: refused ({count} problem{'s' if count != 1 else ''}); "
+                "the running configuration stays"
             )
         parts = ["configuration uploaded"]
         if self.secrets:
