@@ -221,7 +221,6 @@ class OrderBuilder:
         self.order_defaults = {t: v for t, v in mapping.defaults.items() if not is_line_target(t)}
         self.line_defaults = {t: v for t, v in mapping.defaults.items() if is_line_target(t)}
         self.group_columns = [mapping.group_by] if mapping.group_by else mapping.places("external_order_id")
-        self.group_column = mapping.group_column()
 
     def order_id(self, values: Mapping[str, Any]) -> str | None:
         """The value that groups a row with its order's other rows (`group_by`, else the order id)."""
