@@ -259,3 +259,106 @@ def test_two_webhook_sources_may_not_share_a_signing_secret():
         validate_document(shared, local=True)
     assert any("share secret_id" in p and "copy-of-shopify" in p for p in refused.value.problems)
     validate_document(document, local=True)  # the sample, one secret per source, is fine
+
+
+# --- cross-checks between valid parts (orderbridge.config.check.cross_problems) ----------------------
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_destinations_of_different_providers_may_not_share_a_secret(local: bool) -> None:
+    """Each provider reads its own keys from its secret: one secret for a BigCommerce and a Komerza
+    destination is the wrong shape for one of them (and the local run derived it twice)."""
+    d = doc() if not local else json.loads(LOCAL_TEXT)
+    shared = d["destinations"]["bc-demo"]["secret_id"]
+    d["destinations"]["komerza-demo"]["secret_id"] = shared
+    [found] = problems(d, local=local)
+    assert "destinations 'bc-demo' (bigcommerce) and 'komerza-demo' (komerza)" in found
+    assert f"share secret_id {shared!r}" in found
+    assert 'bigcommerce {"access_token": "..."}' in found and 'komerza {"api_key": "..."}' in found
+
+
+def test_destinations_of_one_provider_may_share_a_secret() -> None:
+    """One account behind two destinations (say, two store settings) reads one secret."""
+    d = doc()
+    d["destinations"]["bc-second"] = {
+        **d["destinations"]["bc-demo"],
+        "settings": {**d["destinations"]["bc-demo"]["settings"], "status_id": 11},
+    }
+    d["routes"]["second"] = {
+        "destinations": [{**d["routes"]["default"]["destinations"][0], "destination": "bc-second"}]
+    }
+    assert (
+        validate_document(d).destinations["bc-second"].secret_id == d["destinations"]["bc-demo"]["secret_id"]
+    )
+
+
+def _priced_in(d: dict[str, Any], route: str, currency: str) -> None:
+    for item in d["routes"][route]["items"].values():
+        item["currency"] = currency
+
+
+@pytest.mark.parametrize(
+    ("route", "destination", "settings", "takes"),
+    [
+        ("default", "bc-demo", {"currencies": ["USD"]}, "USD"),
+        ("default", "bc-demo", {"currencies": "GBP"}, "GBP"),  # one code is a list of one
+        ("komerza", "komerza-demo", {"currency": "USD"}, "USD"),
+    ],
+)
+def test_a_route_priced_in_a_currency_a_destination_does_not_take_is_refused(
+    route: str, destination: str, settings: dict[str, Any], takes: str
+) -> None:
+    """Every form order on such a route would be refused CURRENCY_NOT_SUPPORTED (a 422 the buyer
+    cannot fix): the document is refused instead, naming the route, the destination and both."""
+    d = doc()
+    d["destinations"][destination]["settings"].update(settings)
+    _priced_in(d, route, "EUR")
+    [found] = problems(d)
+    assert f"route {route!r}: its items are priced in EUR" in found
+    assert f"destination {destination!r}" in found and f"accept {takes})" in found
+    assert "CURRENCY_NOT_SUPPORTED" in found
+
+
+def test_a_route_priced_in_a_currency_every_destination_takes_is_valid() -> None:
+    d = doc()
+    d["destinations"]["bc-demo"]["settings"]["currencies"] = ["USD", "EUR"]
+    _priced_in(d, "default", "EUR")
+    assert validate_document(d).routes["default"].currency == "EUR"
+    # a Lana shop without `currencies` takes any, and a route without prices carries none
+    d = doc()
+    d["destinations"]["lana-demo"]["settings"].pop("currencies")
+    lana = d["routes"]["lana"]
+    lana["items"] = {
+        sku: {"name": sku, "unit_price": "500", "currency": "JPY"}
+        for sku in lana["destinations"][0]["catalog"]
+    }
+    assert validate_document(d).routes["lana"].currency == "JPY"
+    d["destinations"]["lana-demo"]["settings"]["currencies"] = ["USD"]
+    [found] = problems(d)
+    assert "route 'lana': its items are priced in JPY" in found and "'lana-demo' (lana)" in found
+
+
+@pytest.mark.parametrize("name", registered_providers())
+def test_the_configuration_check_reads_each_providers_own_currency_rule(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check asks the adapter (`accepted_currencies`), the method its requests are refused by:
+    an adapter that took no currency would make every priced route to it invalid."""
+    cls = get_provider_class(name)
+    monkeypatch.setattr(cls, "accepted_currencies", classmethod(lambda _cls, _settings: frozenset()))
+    d = doc()
+    for other in d["routes"].values():
+        other["items"] = {}
+    destination = next(n for n, dest in d["destinations"].items() if dest["provider"] == name)
+    d["routes"]["priced"] = {
+        "destinations": [{"destination": destination, "catalog": {}}],
+        "items": {},
+    }
+    validate_document(d)  # no priced items: no currency to check
+    route = next(r for r in d["routes"].values() if r["destinations"][0]["destination"] == destination)
+    d["routes"]["priced"]["destinations"][0]["catalog"] = route["destinations"][0]["catalog"]
+    sku = next(iter(route["destinations"][0]["catalog"]))
+    d["routes"]["priced"]["items"] = {sku: {"name": sku, "unit_price": "1", "currency": "USD"}}
+    [found] = problems(d)
+    assert f"route 'priced': its items are priced in USD, which destination {destination!r}" in found
+    assert "accept none)" in found

@@ -47,16 +47,28 @@ class CredentialsNotSetError(CredentialsError):
         self.secret_id = secret_id
 
 
+class CredentialsMalformedError(CredentialsError):
+    """The secret was read but lacks a key the provider's adapter needs (or the key is unusable):
+    the stored value has the wrong shape, so no request is built with it. Names the keys and the
+    expected shape, never a value. The operator can fix it: deliveries retry (with backoff)."""
+
+    code = "CREDENTIALS_MALFORMED"
+
+
 class RequestRejectedError(OrderbridgeError):
     """The adapter refused to build a provider request the provider would reject anyway.
 
     Raised before any HTTP call, so the delivery is a permanent failure with a clear reason.
+    `field` is the canonical order path the refusal is about (`shipping_address.province`,
+    `lines.2.sku`, `buyer.email`), None when it is about the order as a whole or the provider's
+    own request: the intake names it back to a form's sender in the sender's own terms.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
 
 
 class DeliveryRetryableError(OrderbridgeError):

@@ -95,6 +95,66 @@ def validate_document(
         config = OrderbridgeConfig.model_validate(data, context=validation_context(resource_prefix))
     except ValidationError as exc:
         problems += problems_of(exc)
+    else:
+        problems += cross_problems(config)
     if problems:
         raise InvalidConfigurationError(problems)
     return config
+
+
+def cross_problems(config: OrderbridgeConfig) -> list[str]:
+    """What is wrong between valid parts of a document (each part passed its own model): one
+    line each, naming every part involved. Run by `validate_document`, so by the functions'
+    loader, `orderbridge config check` and the local run alike."""
+    return _secrets_shared_across_providers(config) + _route_currencies(config)
+
+
+def _secrets_shared_across_providers(config: OrderbridgeConfig) -> list[str]:
+    """Destinations of different providers naming one `secret_id`: each provider reads its own
+    keys from its secret (`credentials_model`), so one of them always finds the wrong shape.
+    Destinations of the same provider may share a secret (one account, several routes)."""
+    from orderbridge.providers.registry import get_provider_class
+
+    by_secret: dict[str, list[tuple[str, str]]] = {}
+    for name, destination in config.destinations.items():
+        by_secret.setdefault(destination.secret_id, []).append((name, destination.provider))
+    problems = []
+    for secret_id, users in by_secret.items():
+        providers = sorted({provider for _, provider in users})
+        if len(providers) < 2:
+            continue
+        names = " and ".join(f"{name!r} ({provider})" for name, provider in users)
+        shapes = ", ".join(f"{p} {get_provider_class(p).credentials_shape()}" for p in providers)
+        problems.append(
+            f"destinations {names} share secret_id {secret_id!r}, but each provider reads its own "
+            f"keys ({shapes}): give each provider's destinations a secret of their own"
+        )
+    return problems
+
+
+def _route_currencies(config: OrderbridgeConfig) -> list[str]:
+    """A route with priced `items` sends orders in their currency to every destination: each must
+    take it (`Provider.accepted_currencies`, the rule the adapter refuses orders by), or every
+    form order on the route is refused with CURRENCY_NOT_SUPPORTED, which its buyer cannot fix."""
+    from orderbridge.providers.registry import get_provider_class
+
+    problems = []
+    for route_name, route in config.routes.items():
+        currency = route.currency
+        if currency is None:
+            continue
+        for rd in route.destinations:
+            destination = config.destinations[rd.destination]
+            adapter = get_provider_class(destination.provider)
+            accepted = adapter.accepted_currencies(
+                adapter.settings_model.model_validate(destination.settings)
+            )
+            if accepted is not None and currency not in accepted:
+                problems.append(
+                    f"route {route_name!r}: its items are priced in {currency}, which destination "
+                    f"{rd.destination!r} ({destination.provider}) does not take (its settings accept "
+                    f"{', '.join(sorted(accepted)) or 'none'}): every order on the route would be "
+                    "refused (CURRENCY_NOT_SUPPORTED); price the items in a currency every destination "
+                    "takes, or add it to the destination's settings"
+                )
+    return problems

@@ -30,6 +30,7 @@ from orderbridge.dispatch.sender import Sender
 from orderbridge.exceptions import (
     ConfigurationError,
     CredentialsError,
+    CredentialsMalformedError,
     CredentialsNotSetError,
     DeliveryRetryableError,
     RequestRejectedError,
@@ -316,7 +317,7 @@ class Dispatcher:
     def _attempt(
         self, provider: Provider, delivery: Delivery, claim: Claim, progress: _Progress
     ) -> ProviderResult:
-        credentials = self._read_credentials(provider, delivery)
+        credentials = self._usable_credentials(provider, delivery)
         if isinstance(credentials, ProviderResult):
             return credentials
         try:
@@ -371,6 +372,40 @@ class Dispatcher:
                 error_message=str(exc),
             )
 
+    def _usable_credentials(self, provider: Provider, delivery: Delivery) -> dict[str, Any] | ProviderResult:
+        """The destination's secret once the adapter can authenticate with it, or the result that
+        ends this attempt without a call (`_read_credentials`, `_malformed`). A cached secret of the
+        wrong shape (without the key the adapter reads) is read again at once before anything is
+        decided, so a secret fixed since counts now rather than when the cache runs out."""
+        problem: CredentialsError | None = None
+        for refresh in (False, True):
+            secret = self._read_credentials(provider, delivery, refresh=refresh)
+            if isinstance(secret, ProviderResult):
+                return secret
+            try:
+                provider.auth_headers(secret)
+            except CredentialsError as exc:
+                problem = exc
+                continue
+            return secret
+        assert problem is not None
+        return self._malformed(provider, delivery, problem)
+
+    @staticmethod
+    def _malformed(provider: Provider, delivery: Delivery, problem: CredentialsError) -> ProviderResult:
+        """RETRYABLE CREDENTIALS_MALFORMED: the secret, as just read, lacks a key the adapter needs,
+        so nothing was sent (the provider did not refuse anything). Retried with backoff like an
+        unreadable secret: once the operator fixes it, the order goes through on its next try; out
+        of tries it is DEAD_LETTERED, where `orderbridge retry` finds it. The message names the
+        secret, the key and the shape, never a value."""
+        return ProviderResult(
+            kind=ResultKind.RETRYABLE,
+            error_code=CredentialsMalformedError.code,
+            error_message=f"secret {delivery.destination.secret_id!r} of the {provider.name} destination "
+            f"{delivery.destination_id!r} has the wrong shape: {problem} (nothing was sent; the order "
+            "is retried, and goes through once the secret is fixed)",
+        )
+
     def _still_reconciling(self, provider: Provider, claim: Claim) -> ProviderResult | None:
         """Not found, but the provider may still be creating it: look again later, do not send.
 
@@ -405,7 +440,8 @@ class Dispatcher:
         lease_until: float,
         slot_taken: bool = False,
     ) -> tuple[ProviderResult, dict[str, Any]]:
-        """Send; on 401/403 re-read the secret once (it may have been rotated) and send again."""
+        """Send; on 401/403 re-read the secret once (it may have been rotated) and send again. A
+        re-read secret the adapter cannot use ends the attempt unsent (`_malformed`)."""
         for refreshed in (False, True):
             if not slot_taken:
                 throttled = self._wait_for_slot(delivery.destination_id, delivery.destination)
@@ -423,11 +459,7 @@ class Dispatcher:
             try:
                 headers = provider.auth_headers(credentials)
             except CredentialsError as exc:
-                return ProviderResult(
-                    kind=ResultKind.PERMANENT,
-                    error_code="CREDENTIALS_INVALID",
-                    error_message=str(exc),
-                ), credentials
+                return self._malformed(provider, delivery, exc), credentials
             answer = self.sender.send(request, headers)
             result = answer if isinstance(answer, ProviderResult) else parse(answer)
             if result.kind is not ResultKind.AUTH:

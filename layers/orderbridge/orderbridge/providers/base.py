@@ -11,7 +11,7 @@ import email.utils
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orderbridge.exceptions import CredentialsError, RequestRejectedError
+from orderbridge.exceptions import CredentialsMalformedError, RequestRejectedError
 from orderbridge.models import money
 from orderbridge.models.config import CatalogEntry, Destination, ProviderSettings, describe_errors
 from orderbridge.models.order import CanonicalOrder
@@ -147,8 +147,11 @@ class Provider(ABC, Generic[SettingsT, EntryT, CredentialsT]):
         naming the key when it is not what the adapter needs."""
         raw = delivery.catalog.get(sku)
         if raw is None:
+            index = next((i for i, line in enumerate(delivery.order.lines) if line.sku == sku), None)
             raise RequestRejectedError(
-                "UNKNOWN_SKU", f"SKU {sku!r} is not in the route's catalog for {delivery.destination_id}"
+                "UNKNOWN_SKU",
+                f"SKU {sku!r} is not in the route's catalog for {delivery.destination_id}",
+                field=None if index is None else f"lines.{index}.sku",
             )
         model = self.catalog_entry_model
         try:
@@ -160,8 +163,8 @@ class Provider(ABC, Generic[SettingsT, EntryT, CredentialsT]):
             ) from None
 
     def credentials(self, secret: Mapping[str, Any]) -> CredentialsT:
-        """The destination's secret as `credentials_model` reads it. Raises CredentialsError naming
-        each missing or unusable key and the shape expected, never a value."""
+        """The destination's secret as `credentials_model` reads it. Raises CredentialsMalformedError
+        naming each missing or unusable key and the shape expected, never a value."""
         model = self.credentials_model
         try:
             return cast(CredentialsT, model.model_validate(secret))
@@ -171,7 +174,7 @@ class Provider(ABC, Generic[SettingsT, EntryT, CredentialsT]):
                 key = ".".join(str(part) for part in error["loc"])
                 why = "missing" if error["type"] == "missing" else "not a non-empty string"
                 problems.append(f"{key!r} is {why}")
-            raise CredentialsError(
+            raise CredentialsMalformedError(
                 f"{self.name} secret needs {self.credentials_shape()}: {', '.join(problems)}"
             ) from None
 
@@ -188,7 +191,7 @@ class Provider(ABC, Generic[SettingsT, EntryT, CredentialsT]):
     @abstractmethod
     def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
         """Headers that authenticate a call, from the secret's JSON object (read through
-        `credentials()`, which raises CredentialsError naming a missing key)."""
+        `credentials()`, which raises CredentialsMalformedError naming a missing key)."""
 
     @abstractmethod
     def build_create(self, delivery: Delivery) -> ProviderRequest:
@@ -225,13 +228,23 @@ class Provider(ABC, Generic[SettingsT, EntryT, CredentialsT]):
                 f"the provider would charge {provider_total} {order.currency}, the buyer paid {due}",
             )
 
-    @staticmethod
-    def check_currency(order: CanonicalOrder, accepted: Collection[str], where: str) -> None:
-        """Refuse an order in a currency the destination does not take (CURRENCY_NOT_SUPPORTED)."""
-        if order.currency not in accepted:
+    @classmethod
+    def accepted_currencies(cls, settings: SettingsT) -> frozenset[str] | None:
+        """The ISO 4217 codes a destination with these settings (validated by `settings_model`)
+        takes orders in; None: any. The one statement of the provider's rule: the adapter refuses
+        an order in another currency with it (`check_currency`), and the configuration check a
+        route whose priced items are in another (`orderbridge.config.check`)."""
+        return None
+
+    def check_currency(self, order: CanonicalOrder, where: str) -> None:
+        """Refuse an order in a currency the destination does not take (CURRENCY_NOT_SUPPORTED),
+        by `accepted_currencies` of this destination's settings."""
+        accepted = self.accepted_currencies(self.settings)
+        if accepted is not None and order.currency not in accepted:
             raise RequestRejectedError(
                 "CURRENCY_NOT_SUPPORTED",
                 f"the order is in {order.currency}; {where} takes {', '.join(sorted(accepted)) or 'none'}",
+                field="currency",
             )
 
     def rate_limit(self, headers: Any) -> RateLimitInfo | None:

@@ -272,7 +272,9 @@ def country_has_postcodes(country: str) -> bool:
     return bool(rules.postal_code_matchers)
 
 
-def _address(address: Address, buyer: Buyer, *, billing: bool, where: str) -> BcAddress:
+def _address(address: Address, buyer: Buyer, *, billing: bool, where: str, path: str) -> BcAddress:
+    """`path`: the canonical order field the address came from (`billing_address`, or
+    `shipping_address` standing in for a missing billing address), named by a refusal."""
     zip_code = address.zip
     if billing and (zip_code is None or len(zip_code) < BILLING_ZIP_MIN_LENGTH):
         if country_has_postcodes(address.country):
@@ -280,6 +282,7 @@ def _address(address: Address, buyer: Buyer, *, billing: bool, where: str) -> Bc
                 "ZIP_REQUIRED",
                 f"BigCommerce needs a {where} zip of at least {BILLING_ZIP_MIN_LENGTH} characters "
                 f"for {address.country} (OAS billingAddress_Base.zip)",
+                field=f"{path}.zip",
             )
         # A country without postcodes: the OAS requires the key; an empty one invents nothing.
         zip_code = ""
@@ -361,6 +364,11 @@ class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry,
     def _orders_url(self) -> str:
         return f"{self.base_url}/stores/{self.settings.store_hash}/v2/orders"
 
+    @classmethod
+    def accepted_currencies(cls, settings: BigCommerceSettings) -> frozenset[str] | None:
+        """The store's enabled currencies (`settings.currencies`)."""
+        return frozenset(settings.currencies)
+
     def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
         token = self.credentials(credentials).access_token.get_secret_value()
         return {"X-Auth-Token": token, "Accept": "application/json"}
@@ -380,16 +388,22 @@ class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry,
     def _create_body(self, delivery: Delivery) -> BcOrderCreate:
         order = delivery.order
         settings = self.settings
-        self.check_currency(order, settings.currencies, f"BigCommerce store {settings.store_hash!r}")
+        self.check_currency(order, f"BigCommerce store {settings.store_hash!r}")
         billing = order.billing_address or order.shipping_address
         if billing is None:
             raise RequestRejectedError(
                 "BILLING_ADDRESS_REQUIRED",
                 "BigCommerce needs a billing address (or a shipping address): OAS order_Post",
+                field="billing_address",
             )
-        billing_address = _address(billing, order.buyer, billing=True, where="billing")
+        billing_path = "billing_address" if order.billing_address else "shipping_address"
+        billing_address = _address(billing, order.buyer, billing=True, where="billing", path=billing_path)
         shipping_addresses = (
-            [_address(order.shipping_address, order.buyer, billing=False, where="shipping")]
+            [
+                _address(
+                    order.shipping_address, order.buyer, billing=False, where="shipping", path="shipping_address"
+                )
+            ]
             if order.shipping_address
             else None
         )
@@ -457,7 +471,9 @@ class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry,
             ]
         if groups is None:
             raise RequestRejectedError(
-                "CUSTOM_PRODUCT_NEEDS_PRICE", f"custom product {line.name!r} needs a unit_price"
+                "CUSTOM_PRODUCT_NEEDS_PRICE",
+                f"custom product {line.name!r} needs a unit_price",
+                field=f"lines.{index}.unit_price",
             )
         name = _variant_name(line)
         return [
@@ -607,6 +623,7 @@ def _money_fields(
         raise RequestRejectedError(
             "TAX_MISMATCH",
             f"the order's total tax {order.tax()} is less than its shipping tax {shipping_tax}",
+            field="total_tax",
         )
 
     if order.order_discount:  # OAS: "Amount of discount for this transaction"; lines' are in their prices
@@ -620,7 +637,9 @@ def _money_fields(
             ship_ex, ship_inc = shipping, shipping + shipping_tax
         if ship_ex < 0:
             raise RequestRejectedError(
-                "TAX_MISMATCH", f"the shipping tax {shipping_tax} exceeds the shipping {shipping}"
+                "TAX_MISMATCH",
+                f"the shipping tax {shipping_tax} exceeds the shipping {shipping}",
+                field="shipping_tax",
             )
         # OAS: "When specified in a POST or PUT request, the field shipping_cost_inc_tax is also required."
         fields["shipping_cost_ex_tax"] = _amount(ship_ex)

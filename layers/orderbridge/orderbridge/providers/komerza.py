@@ -230,6 +230,11 @@ class KomerzaProvider(Provider[KomerzaSettings, KomerzaCatalogEntry, KomerzaCred
     default_base_url: ClassVar[str] = "https://api.komerza.com"
     supports_lookup: ClassVar[bool] = True
 
+    @classmethod
+    def accepted_currencies(cls, settings: KomerzaSettings) -> frozenset[str] | None:
+        """The store's one currency: the create names none, so the store's applies."""
+        return frozenset({settings.currency})
+
     def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
         key = self.credentials(credentials).api_key.get_secret_value()
         return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
@@ -252,9 +257,11 @@ class KomerzaProvider(Provider[KomerzaSettings, KomerzaCatalogEntry, KomerzaCred
         settings = self.settings
         if not order.buyer.email:
             raise RequestRejectedError(
-                "EMAIL_REQUIRED", "komerza requires the buyer's emailAddress, and this order has no email"
+                "EMAIL_REQUIRED",
+                "komerza requires the buyer's emailAddress, and this order has no email",
+                field="buyer.email",
             )
-        self.check_currency(order, {settings.currency}, f"the Komerza store {settings.store_id}")
+        self.check_currency(order, f"the Komerza store {settings.store_id}")
         # The store's configured gateway wins: gateway ids belong to the Komerza store, while a
         # storefront's payment method ("manual", "card") is only a fallback for routes without one.
         gateway = settings.gateway or order.payment_method
@@ -319,7 +326,7 @@ class KomerzaProvider(Provider[KomerzaSettings, KomerzaCatalogEntry, KomerzaCred
         differs = ""
         for index, line in enumerate(order.lines):
             try:
-                item, price = self._item(delivery, line)
+                item, price = self._item(delivery, line, index)
             except ValidationError as exc:
                 raise RequestRejectedError("PROVIDER_LIMIT", f"items.{index}.{_first_error(exc)}") from exc
             items.append(item)
@@ -345,12 +352,13 @@ class KomerzaProvider(Provider[KomerzaSettings, KomerzaCatalogEntry, KomerzaCred
             return None, None, f"its catalog prices add up to {catalog_total}"
         return items, catalog_total, ""
 
-    def _item(self, delivery: Delivery, line: OrderLine) -> tuple[KzItem, Decimal | None]:
+    def _item(self, delivery: Delivery, line: OrderLine, index: int) -> tuple[KzItem, Decimal | None]:
         if line.sku is None:
             raise RequestRejectedError(
                 "CUSTOM_LINE_UNSUPPORTED",
                 f"komerza orders need catalog products; line {line.name!r} has no SKU and no price "
                 "(use settings.mode 'cost' for product-less invoices)",
+                field=f"lines.{index}.sku",
             )
         entry = self.catalog_entry(delivery, line.sku)
         price = catalog_price(entry.price, line.sku, self.settings.currency)
@@ -385,7 +393,9 @@ class KomerzaProvider(Provider[KomerzaSettings, KomerzaCatalogEntry, KomerzaCred
         if not order.buyer.email:
             # the create is refused without an email (EMAIL_REQUIRED): no order can exist
             raise RequestRejectedError(
-                "EMAIL_REQUIRED", "komerza requires the buyer's emailAddress, and this order has no email"
+                "EMAIL_REQUIRED",
+                "komerza requires the buyer's emailAddress, and this order has no email",
+                field="buyer.email",
             )
         date_from, date_to = self._window(order)
         return ProviderRequest(

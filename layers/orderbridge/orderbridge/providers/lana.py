@@ -225,6 +225,11 @@ class LanaProvider(Provider[LanaSettings, LanaCatalogEntry, LanaCredentials]):
     default_base_url: ClassVar[str] = "https://api.lana.dev"
     supports_lookup: ClassVar[bool] = True
 
+    @classmethod
+    def accepted_currencies(cls, settings: LanaSettings) -> frozenset[str] | None:
+        """`settings.currencies`, else any currency (Lana prices in the order's own)."""
+        return None if settings.currencies is None else frozenset(settings.currencies)
+
     def auth_headers(self, credentials: Mapping[str, Any]) -> dict[str, str]:
         token = self.credentials(credentials).token.get_secret_value()
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -252,8 +257,7 @@ class LanaProvider(Provider[LanaSettings, LanaCatalogEntry, LanaCredentials]):
     def _create_body(self, delivery: Delivery) -> LnOrderCreate:
         order = delivery.order
         settings = self.settings
-        if settings.currencies is not None:
-            self.check_currency(order, set(settings.currencies), f"Lana shop {settings.shop_id}")
+        self.check_currency(order, f"Lana shop {settings.shop_id}")
         priced = order.priced
         if not priced and order.total is not None:
             unpriced = next(i for i, line in enumerate(order.lines) if line.gross() is None)
@@ -261,6 +265,7 @@ class LanaProvider(Provider[LanaSettings, LanaCatalogEntry, LanaCredentials]):
                 "PRICE_UNKNOWN",
                 f"lines.{unpriced} has no price: Lana would price it from its catalog, and the buyer "
                 f"paid a stated total of {order.total} {order.currency} that cannot be verified",
+                field=f"lines.{unpriced}.unit_price",
             )
         cart = _Cart(order.currency)
         shares = _discount_shares(order) if priced else [Decimal(0)] * len(order.lines)
@@ -309,7 +314,9 @@ class LanaProvider(Provider[LanaSettings, LanaCatalogEntry, LanaCredentials]):
                 return
         elif line.gross() is None:
             raise RequestRejectedError(
-                "CUSTOM_PRODUCT_NEEDS_PRICE", f"custom product {line.name!r} needs a unit_price"
+                "CUSTOM_PRODUCT_NEEDS_PRICE",
+                f"custom product {line.name!r} needs a unit_price",
+                field=f"lines.{index}.unit_price",
             )
         net = line.net()
         assert net is not None
@@ -513,12 +520,13 @@ def _discount_shares(order: CanonicalOrder) -> list[Decimal]:
 class _Missing:
     field: str
     code: str
+    path: str  # the canonical Address field a refusal names (a name is first_name, then last_name)
 
 
 _ADDRESS_NEEDS = (
-    _Missing("name", "ADDRESS_NAME_REQUIRED"),
-    _Missing("province", "ADDRESS_PROVINCE_REQUIRED"),
-    _Missing("zip", "ADDRESS_ZIP_REQUIRED"),
+    _Missing("name", "ADDRESS_NAME_REQUIRED", "first_name"),
+    _Missing("province", "ADDRESS_PROVINCE_REQUIRED", "province"),
+    _Missing("zip", "ADDRESS_ZIP_REQUIRED", "zip"),
 )
 
 
@@ -540,6 +548,7 @@ def _address(
                 need.code,
                 f"{where}.{need.field}: Lana requires a {need.field} in an address, and this "
                 f"{address.country} address has none",
+                field=f"{where}.{need.path}",
             )
     try:
         return LnAddress(
