@@ -27,6 +27,7 @@ from orderbridge_ops import render
 from orderbridge_ops.connect import Connection
 from orderbridge_ops.dlq import NO_DESTINATION, in_doubt
 from orderbridge_ops.errors import NOT_FOUND, OK, USAGE, OpsError
+from orderbridge_ops.guidance import guidance, queue_visibility_timeout
 
 ALL_STATUSES = tuple(OutcomeStatus)
 EXPORT_COLUMNS = (
@@ -193,19 +194,20 @@ def cmd_show(conn: Connection, args: argparse.Namespace, console: Console) -> in
     )
     for outcome in outcomes:
         console.print(render.outcome_detail(outcome))
-    doubtful = [o.destination for o in outcomes if in_doubt(o)]
+    doubtful = [o for o in outcomes if in_doubt(o)]
     failed = [
         o.destination
         for o in outcomes
         if o.status in (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED) and not in_doubt(o)
     ]
-    if doubtful:
+    now, timeout = datetime.now(UTC), (queue_visibility_timeout(conn) if doubtful else None)
+    for outcome in doubtful:
+        advice = guidance(outcome, tracking_id=args.tracking_id, now=now, visibility_timeout=timeout)
         render.note(
             console,
-            f"In doubt ({', '.join(doubtful)}): the provider may have the order"
+            f"In doubt ({outcome.destination}): the provider may have the order"
             + (" (the storefront shows CHECKING)" if state is OrderState.CHECKING else "")
-            + ". `orderbridge review list` says where to look; then record what you found with "
-            f"`orderbridge review resolve {args.tracking_id} ...`.",
+            + f"; {advice.text}",
             style="yellow",
         )
     if failed:

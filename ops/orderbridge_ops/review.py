@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.text import Text
@@ -21,6 +22,7 @@ from orderbridge.models.outcome import Outcome, OutcomeStatus
 from orderbridge_ops import dlq, outcomes, render
 from orderbridge_ops.connect import Connection
 from orderbridge_ops.errors import NOT_FOUND, OK, USAGE, OpsError
+from orderbridge_ops.guidance import guidance, queue_visibility_timeout
 
 #: Where a person looks for an order that carries the tracking id, per provider.
 PROVIDER_CHECKS = {
@@ -46,13 +48,10 @@ def where_to_look(provider: str | None) -> str:
 
 
 def next_step(outcome: Outcome) -> str:
-    if dlq.in_review(outcome):
-        return "check the provider, then review resolve"
-    if outcome.status is OutcomeStatus.DEAD_LETTERED:
-        return "check and review resolve, or retry (the dispatcher looks first where it can)"
-    if outcome.error_code == "ABANDONED":
-        return "its worker stopped mid-call; retry it from the DLQ, or check and review resolve"
-    return "being retried: the dispatcher looks at the provider before sending again"
+    """The review table's next step, without the queue's timing (see guidance.guidance)."""
+    return guidance(
+        outcome, tracking_id=outcome.tracking_id, now=datetime.now(UTC), visibility_timeout=None
+    ).step
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -69,10 +68,29 @@ def cmd_list(conn: Connection, args: argparse.Namespace, console: Console) -> in
         render.note(console, "No delivery is in doubt.", style="green")
         return OK
     found.sort(key=lambda o: (o.unknown_since or o.updated_at, o.tracking_id, o.destination))
-    console.print(render.review_table(found, next_step=next_step))
+    now, timeout = datetime.now(UTC), queue_visibility_timeout(conn)
+    advice = {
+        (o.tracking_id, o.destination): guidance(
+            o, tracking_id=o.tracking_id, now=now, visibility_timeout=timeout
+        )
+        for o in found
+    }
+    console.print(render.review_table(found, next_step=lambda o: advice[o.tracking_id, o.destination].step))
     render.note(console, f"{len(found)} delivery(ies) in doubt, oldest first", style="bold")
-    render.note(console, "Where to look (the storefront shows these orders as CHECKING):")
-    for provider in sorted({o.provider or "?" for o in found}):
+    render.note(
+        console, "The storefront shows these orders as CHECKING: the buyer is told not to order again."
+    )
+    for_person = [o for o in found if advice[o.tracking_id, o.destination].needs_person]
+    if len(for_person) < len(found):
+        render.note(
+            console,
+            f"{len(found) - len(for_person)} still in progress: the dispatcher looks each up at its "
+            "provider by itself (the next step says when); nothing to do unless it says otherwise.",
+        )
+    if not for_person:
+        return OK
+    render.note(console, "Where to look, for the ones a person checks:")
+    for provider in sorted({o.provider or "?" for o in for_person}):
         render.note(console, "  " + where_to_look(provider))
     render.note(
         console,

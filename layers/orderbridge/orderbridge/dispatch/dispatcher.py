@@ -99,6 +99,10 @@ class _Verdict:
     requeue_after: float | None = None  # look again later on a fresh copy (its tries are not used up)
 
 
+#: The history note of a delivery whose order an earlier attempt had created (found, not re-sent).
+FOUND_BY_LOOKUP_NOTE = "found at the provider by lookup (created by an earlier attempt); not sent again"
+
+
 @dataclass
 class _Progress:
     """How far an attempt got, for an error nobody expected: was a create sent, and when."""
@@ -495,15 +499,18 @@ class Dispatcher:
             "http_status": result.http_status,
         }
         if result.kind is ResultKind.SUCCEEDED:
+            # No create went out in this attempt: the lookup found an order an earlier one made.
+            found = claim.needs_reconcile and progress.create_sent_at is None
             self.outcomes.finish(
                 **common,
                 status=OutcomeStatus.SUCCEEDED,
                 provider_order_id=result.provider_order_id,
                 provider_reference=result.provider_reference,
                 redirect_url=result.redirect_url,
+                note=FOUND_BY_LOOKUP_NOTE if found else None,
             )
             logger.info(
-                "provider order created",
+                "provider order found by lookup, not sent again" if found else "provider order created",
                 extra=log | {"provider_order_id": result.provider_order_id},
             )
             metrics.add_metric(name="DeliveriesSucceeded", unit=MetricUnit.Count, value=1)

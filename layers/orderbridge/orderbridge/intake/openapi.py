@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from orderbridge import __version__
 from orderbridge.models.order import MAX_LINES, MAX_QUANTITY, CanonicalOrder, Email
-from orderbridge.models.outcome import OrderState, OutcomeStatus
+from orderbridge.models.outcome import ORDER_STATE_MEANING, OrderState, OutcomeStatus
 
 OPENAPI_PATH = "/openapi.json"
 REF = "#/components/schemas/{model}"
@@ -88,9 +88,7 @@ class DestinationStatus(BaseModel):
 class StatusBody(BaseModel):
     tracking_id: str
     status: OrderState = Field(
-        description="PENDING: on its way. SUCCEEDED: created at every destination. CHECKING: it may "
-        "already exist and is being confirmed (with the provider, or by a person): do not order "
-        "again. FAILED: not created, and will not be without a fix."
+        description=" ".join(f"{state.value}: {meaning}." for state, meaning in ORDER_STATE_MEANING.items())
     )
     destinations: list[DestinationStatus]
 

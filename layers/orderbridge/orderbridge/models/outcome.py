@@ -44,37 +44,77 @@ _MAY_EXIST = frozenset({OutcomeStatus.IN_FLIGHT, OutcomeStatus.FAILED_RETRYABLE,
 
 
 class OrderState(StrEnum):
-    """What a storefront is told about its order (the status endpoint's `status`)."""
+    """What a storefront is told about its order (the status endpoint's `status`).
+
+    The promise to a buyer: FAILED only when no destination has the order and none can still get
+    it (ordering again is then safe); PARTIAL and CHECKING mean "do not order again".
+    """
 
     PENDING = "PENDING"  # on its way: queued, being sent, or retrying after a definite failure
-    SUCCEEDED = "SUCCEEDED"  # created at every destination
+    SUCCEEDED = "SUCCEEDED"  # created at every destination it was meant for (SKIPPED ones aside)
     CHECKING = "CHECKING"  # may already exist: being confirmed with the provider, or by a person
-    FAILED = "FAILED"  # not created, and will not be without a fix: safe to order again
+    PARTIAL = "PARTIAL"  # created at some destinations, failed at others: received, operators are on it
+    FAILED = "FAILED"  # created nowhere, and will not be without a fix: safe to order again
     SKIPPED = "SKIPPED"  # recorded, deliberately not sent (a test order)
 
 
-def order_state(outcomes: list[Outcome]) -> OrderState:
-    """One state for an order from its destinations' outcomes.
+#: What each state tells a storefront, written once: the OpenAPI description and the README are
+#: checked against it (tests/test_order_state.py).
+ORDER_STATE_MEANING: dict[OrderState, str] = {
+    OrderState.PENDING: "on its way (queued, being sent, or retrying)",
+    OrderState.SUCCEEDED: "created at every destination (a destination that deliberately skipped it aside)",
+    OrderState.CHECKING: "it may already exist and is being confirmed (with the provider, or by a "
+    "person): do not order again",
+    OrderState.PARTIAL: "created at some destinations and failed at others; the order was received "
+    "and operators are completing it: do not order again",
+    OrderState.FAILED: "created at no destination, and will not be without a fix",
+    OrderState.SKIPPED: "recorded, deliberately not sent (a test or cancelled order)",
+}
 
-    A delivery whose last attempt ended without an answer (`unknown_result`) is CHECKING, never
-    FAILED: a buyer who reads FAILED orders again, and the provider may already have the order.
-    """
-    if outcomes and all(o.status is OutcomeStatus.SUCCEEDED for o in outcomes):
-        return OrderState.SUCCEEDED
-    if outcomes and all(o.status is OutcomeStatus.SKIPPED for o in outcomes):
-        return OrderState.SKIPPED
-    now = datetime.now(UTC)
-    if any(
-        o.status is OutcomeStatus.NEEDS_REVIEW
-        or (o.unknown_result and o.status in _MAY_EXIST)
+_FAILED = frozenset({OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED})
+
+
+def _may_exist(outcome: Outcome, now: datetime) -> bool:
+    """The provider may have this delivery's order and nothing has confirmed it either way."""
+    return (
+        outcome.status is OutcomeStatus.NEEDS_REVIEW
+        # parked for review the old way, before NEEDS_REVIEW existed
+        or (
+            outcome.status is OutcomeStatus.FAILED_PERMANENT
+            and outcome.error_code == OutcomeStatus.NEEDS_REVIEW.value
+        )
+        or (outcome.unknown_result and outcome.status in _MAY_EXIST)
         # its worker stopped mid-delivery (the lease ran out): it may have been sent
-        or (o.status is OutcomeStatus.IN_FLIGHT and o.lease_until is not None and o.lease_until < now)
-        for o in outcomes
-    ):
+        or (
+            outcome.status is OutcomeStatus.IN_FLIGHT
+            and outcome.lease_until is not None
+            and outcome.lease_until < now
+        )
+    )
+
+
+def order_state(outcomes: list[Outcome], *, now: datetime | None = None) -> OrderState:
+    """One state for an order from its destinations' outcomes (`now`: for expired leases).
+
+    In order: CHECKING while any delivery may exist unconfirmed (never FAILED: a buyer who reads
+    FAILED orders again, and the provider may already have the order); then, once nothing is on
+    its way, SUCCEEDED / SKIPPED / PARTIAL (some created, some failed) / FAILED (none created);
+    otherwise PENDING, even if one destination already failed, because another may still get it.
+    """
+    now = now or datetime.now(UTC)
+    if not outcomes:
+        return OrderState.PENDING
+    if any(_may_exist(o, now) for o in outcomes):
         return OrderState.CHECKING
-    if any(o.status in (OutcomeStatus.FAILED_PERMANENT, OutcomeStatus.DEAD_LETTERED) for o in outcomes):
-        return OrderState.FAILED
-    return OrderState.PENDING
+    if any(not o.status.is_final for o in outcomes):
+        return OrderState.PENDING
+    statuses = {o.status for o in outcomes}
+    if statuses == {OutcomeStatus.SKIPPED}:
+        return OrderState.SKIPPED
+    created = OutcomeStatus.SUCCEEDED in statuses
+    if statuses & _FAILED:
+        return OrderState.PARTIAL if created else OrderState.FAILED
+    return OrderState.SUCCEEDED  # SUCCEEDED, with any SKIPPED destinations
 
 
 class HistoryEntry(BaseModel):

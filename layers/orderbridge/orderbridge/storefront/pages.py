@@ -19,6 +19,7 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 
 from orderbridge.models import money
+from orderbridge.models.outcome import OrderState
 from orderbridge.storefront.limits import field_limits, line_limits
 
 if TYPE_CHECKING:
@@ -431,6 +432,25 @@ def render_page(*, title: str, root: str, body: str, head: str = "") -> str:
     )
 
 
+#: What the buyer reads for each order state (the status endpoint's `status`). The script
+#: (static/orderbridge-form.js, TEXT) carries the same sentences; tests/test_order_state.py holds
+#: them equal. PARTIAL and CHECKING both say "do not order again": the shop has the order.
+STATE_TEXT: dict[str, str] = {
+    OrderState.PENDING: "We have your order and are placing it now. This page updates by itself.",
+    OrderState.SUCCEEDED: "Your order has been created.",
+    OrderState.CHECKING: "We are confirming your order with the shop. Please do not order again: "
+    "you will hear from the shop.",
+    OrderState.PARTIAL: "We have received your order. The shop is completing part of it and will be "
+    "in touch if anything is needed. Please do not order again.",
+    OrderState.FAILED: "We could not place your order. Please contact the shop and quote the "
+    "reference below.",
+    OrderState.SKIPPED: "We have received your order.",
+}
+STATE_TITLE: dict[str, str] = {OrderState.SUCCEEDED: "Order created", OrderState.FAILED: "Order not placed"}
+#: States that may still change by themselves: the page keeps looking (CHECKING may turn out created).
+STILL_MOVING = frozenset({OrderState.PENDING, OrderState.CHECKING})
+
+
 def render_confirmation(
     *, form_key: str, root: str, tracking_id: str, status: Mapping[str, Any], poll_seconds: int
 ) -> str:
@@ -439,12 +459,7 @@ def render_confirmation(
     redirect = next(
         (d.get("redirect_url") for d in status.get("destinations", []) if d.get("redirect_url")), None
     )
-    text = {
-        "SUCCEEDED": "Your order has been created.",
-        "FAILED": "We could not place your order. Please contact the shop and quote the reference below.",
-        "CHECKING": "We are confirming your order with the shop. Please do not order again: "
-        "you will hear from the shop.",
-    }.get(overall, "We have your order and are placing it now. This page updates by itself.")
+    text = STATE_TEXT.get(overall, STATE_TEXT["PENDING"])
     pay = f'<p><a class="ob-pay" href="{escape(redirect)}">Continue to payment</a></p>' if redirect else ""
     tid = escape(tracking_id)
     body = (
@@ -455,10 +470,10 @@ def render_confirmation(
     )
     head = (
         f'\n<noscript><meta http-equiv="refresh" content="{poll_seconds}"></noscript>'
-        if overall in ("PENDING", "CHECKING")  # CHECKING may still turn out created
+        if overall in STILL_MOVING
         else ""
     )
-    title = {"SUCCEEDED": "Order created", "FAILED": "Order not placed"}.get(overall, "Order received")
+    title = STATE_TITLE.get(overall, "Order received")
     return render_page(title=title, root=root, body=body, head=head)
 
 

@@ -28,7 +28,10 @@
     created: "Your order has been created.",
     checking:
       "We are confirming your order with the shop. Please do not order again: you will hear from the shop.",
+    partial:
+      "We have received your order. The shop is completing part of it and will be in touch if anything is needed. Please do not order again.",
     orderFailed: "We could not place your order. Please contact the shop and quote the reference below.",
+    skipped: "We have received your order.",
     slow: "This is taking longer than usual. Keep your order reference; the shop will confirm by email.",
   };
   var FRIENDLY = { missing: TEXT.required, string_pattern_mismatch: TEXT.pattern };
@@ -380,8 +383,12 @@
             window.location.assign(pay);
           } else if (data.status === "SUCCEEDED") {
             show("SUCCEEDED", TEXT.created);
+          } else if (data.status === "PARTIAL") {
+            show("PARTIAL", TEXT.partial); // created somewhere: received; the shop completes the rest
           } else if (data.status === "FAILED") {
             show("FAILED", TEXT.orderFailed);
+          } else if (data.status === "SKIPPED") {
+            show("SKIPPED", TEXT.skipped);
           } else if (data.status === "CHECKING") {
             show("CHECKING", TEXT.checking); // it may still turn out created: keep looking
             again();
@@ -414,7 +421,8 @@
   function start() {
     document.querySelectorAll("form[data-orderbridge-form]").forEach(enhance);
     document.querySelectorAll("[data-ob-confirmation]").forEach(function (panel) {
-      if (panel.getAttribute("data-ob-state") === "PENDING") poll(panel);
+      var state = panel.getAttribute("data-ob-state");
+      if (state === "PENDING" || state === "CHECKING") poll(panel); // may still change by themselves
     });
   }
 
