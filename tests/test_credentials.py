@@ -20,7 +20,12 @@ import pytest
 import requests
 
 from orderbridge.credentials import PLACEHOLDER_KEY, CredentialStore, is_placeholder
-from orderbridge.exceptions import CredentialsError, CredentialsNotSetError, RequestRejectedError
+from orderbridge.exceptions import (
+    CredentialsError,
+    CredentialsMalformedError,
+    CredentialsNotSetError,
+    RequestRejectedError,
+)
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge.providers.registry import PROVIDERS, get_provider_class
 from orderbridge_ops import cli
@@ -206,6 +211,48 @@ def test_the_older_key_names_are_still_read(provider: str, secret: dict[str, str
     adapter, _ = _adapter(provider)
     [value] = secret.values()
     assert value in json.dumps(adapter.auth_headers(secret))
+
+
+@pytest.mark.parametrize("provider", sorted(CASES))
+def test_a_secret_without_its_key_raises_the_malformed_error_with_its_code(provider: str) -> None:
+    adapter, _ = _adapter(provider)
+    with pytest.raises(CredentialsMalformedError) as err:
+        adapter.auth_headers({"client_id": "x"})
+    assert err.value.code == "CREDENTIALS_MALFORMED" and isinstance(err.value, CredentialsError)
+
+
+# --- accepted currencies: one rule for the adapter's refusal and the configuration check --------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "settings", "takes"),
+    [
+        ("bigcommerce", {"store_hash": "abc123"}, {"USD"}),
+        ("bigcommerce", {"store_hash": "abc123", "currencies": ["EUR", "GBP"]}, {"EUR", "GBP"}),
+        ("komerza", {"store_id": "st_demo", "gateway": "stripe", "currency": "EUR"}, {"EUR"}),
+        ("lana", {"shop_id": "sh_EQzGqWoY"}, None),
+        ("lana", {"shop_id": "sh_EQzGqWoY", "currencies": ["CAD"]}, {"CAD"}),
+        ("threekit", {"org_id": "org-42"}, None),
+    ],
+)
+def test_the_adapter_refuses_exactly_the_currencies_it_declares(
+    provider: str, settings: dict[str, Any], takes: set[str] | None
+) -> None:
+    adapter, _ = _adapter(provider, settings=settings)
+    assert adapter.accepted_currencies(adapter.settings) == (None if takes is None else frozenset(takes))
+    for currency in ("USD", "EUR", "GBP", "CAD"):
+        d = delivery(
+            order(lines=[{"sku": "MUG-001", "quantity": 1}], total=None, currency=currency),
+            provider=provider,
+            settings=settings,
+            catalog=CASES[provider]["catalog"],
+        )
+        if takes is None or currency in takes:
+            adapter.build_create(d)
+            continue
+        with pytest.raises(RequestRejectedError) as err:
+            adapter.build_create(d)
+        assert err.value.code == "CURRENCY_NOT_SUPPORTED" and currency in err.value.message
 
 
 def test_the_placeholder_is_recognised_only_as_true() -> None:
@@ -395,6 +442,135 @@ def test_a_checkout_form_fails_fast_without_a_call(harness) -> None:
         assert secret_id in (outcome.error_message or "") and token not in (outcome.error_message or "")
         harness.drain()  # the queued copy finds the delivery finished
         assert _requests_seen(harness, "komerza") == before
+    finally:
+        harness.system.upload_config()
+        harness.take_dead_letters()
+
+
+# --- a secret of the wrong shape (issue: cached, it failed orders after it was fixed) ---------------
+
+
+def _erp_event(route: str, ext: str) -> str:
+    return json.dumps(
+        {
+            "source": "erp",
+            "route": route,
+            "order": {
+                "external_order_id": ext,
+                "buyer": {"email": "alan@example.com"},
+                "billing_address": {
+                    "first_name": "Alan",
+                    "last_name": "Turing",
+                    "address1": "Bletchley Park",
+                    "city": "Milton Keynes",
+                    "zip": "MK3 6EB",
+                    "country": "GB",
+                },
+                "lines": [{"sku": "MUG-001", "quantity": 1}],
+            },
+        }
+    )
+
+
+def _creates(harness) -> int:
+    r = requests.get(f"{harness.sandbox}/_sandbox/bigcommerce/stats", timeout=10)
+    r.raise_for_status()
+    return int(r.json()["creates"])
+
+
+def _all_final(harness, *tracking_ids: str):
+    return lambda: all(harness.final(t)() for t in tracking_ids)
+
+
+def test_a_secret_of_the_wrong_shape_sends_nothing_and_orders_go_through_once_it_is_fixed(harness) -> None:
+    """A BigCommerce destination's secret holding Komerza's key: the order is retried
+    CREDENTIALS_MALFORMED with no call. Once the operator fixes the secret, the next order goes
+    through on its first try although the wrong value is still cached (a wrong shape is re-read at
+    once), and the pending order goes through on its own next try: no `retry` by hand."""
+    uid = uuid.uuid4().hex[:8]
+    name = f"bc-shape-{uid}"
+    secret_id = f"orderbridge/providers/{name}"
+    wrong = secrets.token_hex(16)
+    _secretsmanager().create_secret(Name=secret_id, SecretString=json.dumps({"api_key": wrong}))
+    harness.system.upload_config(
+        _config_with(harness, name, copy_of="bc-demo", route_of="default", secret_id=secret_id)
+    )
+    first, second = f"ERP-{uid}-1", f"ERP-{uid}-2"
+    tid_first, tid_second = tracking_id_for("erp", first), tracking_id_for("erp", second)
+    try:
+        harness.take_dead_letters()
+        before, created = _requests_seen(harness, "bigcommerce"), _creates(harness)
+        harness.send(_erp_event(name, first))
+        harness.drain(until=lambda: bool(harness.outcomes(tid_first)))
+        [outcome] = harness.outcomes(tid_first)
+        assert outcome.status is OutcomeStatus.FAILED_RETRYABLE and outcome.attempts == 1
+        assert outcome.error_code == "CREDENTIALS_MALFORMED"
+        message = outcome.error_message or ""
+        assert secret_id in message and "wrong shape" in message and '{"access_token": "..."}' in message
+        assert "nothing was sent" in message and wrong not in message
+        assert _requests_seen(harness, "bigcommerce") == before  # nothing reached the provider
+
+        # fixed while the wrong value is still cached (SECRET_MAX_AGE_SECONDS, 300 s)
+        _secretsmanager().put_secret_value(
+            SecretId=secret_id, SecretString=json.dumps({"access_token": "local-bigcommerce-token"})
+        )
+        harness.send(_erp_event(name, second))
+        harness.drain(until=_all_final(harness, tid_first, tid_second), timeout=60)
+        [outcome] = harness.outcomes(tid_second)
+        assert outcome.status is OutcomeStatus.SUCCEEDED and outcome.attempts == 1
+        [outcome] = harness.outcomes(tid_first)
+        assert outcome.status is OutcomeStatus.SUCCEEDED and outcome.attempts == 2
+        assert [h.error_code for h in outcome.history if h.error_code] == ["CREDENTIALS_MALFORMED"]
+        assert len(harness.orders_with_reference(tid_first)) == 1
+        assert len(harness.orders_with_reference(tid_second)) == 1
+        assert _creates(harness) == created + 2
+        parked = [m["MessageAttributes"]["tracking_id"]["StringValue"] for m in harness.take_dead_letters()]
+        assert tid_first not in parked  # retried by itself, never parked for a person
+    finally:
+        harness.system.upload_config()
+        harness.take_dead_letters()
+
+
+def test_a_secret_rewritten_to_the_wrong_shape_after_a_401_sends_nothing_more(harness) -> None:
+    """The 401 re-read finds a secret without the key: CREDENTIALS_MALFORMED, retried, not the
+    provider's refusal (the provider never saw it); the order goes through once it is fixed."""
+    uid = uuid.uuid4().hex[:8]
+    name = f"bc-reshape-{uid}"
+    secret_id = f"orderbridge/providers/{name}"
+    _secretsmanager().create_secret(
+        Name=secret_id, SecretString=json.dumps({"access_token": secrets.token_hex(16)})
+    )
+    harness.system.upload_config(
+        _config_with(harness, name, copy_of="bc-demo", route_of="default", secret_id=secret_id)
+    )
+    refused, pending = f"ERP-{uid}-1", f"ERP-{uid}-2"
+    tid_refused, tid_pending = tracking_id_for("erp", refused), tracking_id_for("erp", pending)
+    try:
+        harness.take_dead_letters()
+        # a token the store refuses: sent, 401, re-read (the same), sent, 401: AUTH_REFUSED, cached
+        harness.send(_erp_event(name, refused))
+        harness.drain(until=harness.final(tid_refused))
+        [outcome] = harness.outcomes(tid_refused)
+        assert outcome.status is OutcomeStatus.FAILED_PERMANENT and outcome.http_status == 401
+        # rewritten without the key: the cached token passes the shape check, is refused, and the
+        # re-read finds the wrong shape: nothing more is sent
+        _secretsmanager().put_secret_value(SecretId=secret_id, SecretString=json.dumps({"api_key": "x"}))
+        before = _requests_seen(harness, "bigcommerce")
+        harness.send(_erp_event(name, pending))
+        harness.drain(until=lambda: bool(harness.outcomes(tid_pending)))
+        [outcome] = harness.outcomes(tid_pending)
+        assert (
+            outcome.status is OutcomeStatus.FAILED_RETRYABLE and outcome.error_code == "CREDENTIALS_MALFORMED"
+        )
+        assert _requests_seen(harness, "bigcommerce") == before + 1  # the one refused with the cached token
+        _secretsmanager().put_secret_value(
+            SecretId=secret_id, SecretString=json.dumps({"access_token": "local-bigcommerce-token"})
+        )
+        harness.drain(until=harness.final(tid_pending), timeout=60)
+        [outcome] = harness.outcomes(tid_pending)
+        assert (
+            outcome.status is OutcomeStatus.SUCCEEDED and len(harness.orders_with_reference(tid_pending)) == 1
+        )
     finally:
         harness.system.upload_config()
         harness.take_dead_letters()
