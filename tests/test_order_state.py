@@ -211,6 +211,24 @@ def test_guidance_for_the_dlq_and_for_review():
 # --- through the local system ------------------------------------------------------------------
 
 
+def erp_order(ext: str) -> dict[str, object]:
+    """A canonical order in USD for one MUG-001, as another system puts it on the queue."""
+    return {
+        "external_order_id": ext,
+        "currency": "USD",
+        "buyer": {"email": "grace@example.com"},
+        "billing_address": {
+            "first_name": "Grace",
+            "last_name": "Hopper",
+            "address1": "1 Harvard Yard",
+            "city": "Cambridge",
+            "zip": "02138",
+            "country": "US",
+        },
+        "lines": [{"sku": "MUG-001", "quantity": 1}],
+    }
+
+
 def test_created_at_one_destination_and_refused_at_the_other_reads_partial(harness):
     """A route to BigCommerce and to a Lana shop that takes EUR only; a USD order: BigCommerce
     creates it, Lana refuses it for good. The status says PARTIAL, never FAILED."""
@@ -227,22 +245,8 @@ def test_created_at_one_destination_and_refused_at_the_other_reads_partial(harne
     harness.system.upload_config(document)
     try:
         ext = f"SPLIT-{uuid.uuid4().hex[:10]}"
-        order = {
-            "external_order_id": ext,
-            "currency": "USD",
-            "buyer": {"email": "grace@example.com"},
-            "billing_address": {
-                "first_name": "Grace",
-                "last_name": "Hopper",
-                "address1": "1 Harvard Yard",
-                "city": "Cambridge",
-                "zip": "02138",
-                "country": "US",
-            },
-            "lines": [{"sku": "MUG-001", "quantity": 1}],
-        }
         tid = tracking_id_for("erp", ext)
-        harness.send(json.dumps({"source": "erp", "route": "split", "order": order}))
+        harness.send(json.dumps({"source": "erp", "route": "split", "order": erp_order(ext)}))
         harness.drain(until=harness.final(tid))
         by_destination = {o.destination: o for o in harness.outcomes(tid)}
         assert by_destination["bc-demo"].status is S.SUCCEEDED
@@ -257,3 +261,19 @@ def test_created_at_one_destination_and_refused_at_the_other_reads_partial(harne
         }
     finally:
         harness.system.upload_config()
+
+
+def test_a_delivery_found_by_lookup_says_so_in_its_history(harness):
+    """The connection drops after BigCommerce created the order: the next attempt finds it by the
+    tracking id and records SUCCEEDED with a note that it was found, not sent again."""
+    from orderbridge.dispatch.dispatcher import FOUND_BY_LOOKUP_NOTE
+
+    harness.fault("bigcommerce", "drop_after_create", count=1)
+    ext = f"FOUND-{uuid.uuid4().hex[:10]}"
+    tid = tracking_id_for("erp", ext)
+    harness.send(json.dumps({"source": "erp", "route": "default", "order": erp_order(ext)}))
+    harness.drain(until=harness.final(tid))
+    [record] = harness.outcomes(tid)
+    assert record.status is S.SUCCEEDED and record.attempts == 2
+    assert record.history[-1].status is S.SUCCEEDED and record.history[-1].note == FOUND_BY_LOOKUP_NOTE
+    assert len(harness.orders_with_reference(tid)) == 1
