@@ -401,7 +401,11 @@ class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry,
         shipping_addresses = (
             [
                 _address(
-                    order.shipping_address, order.buyer, billing=False, where="shipping", path="shipping_address"
+                    order.shipping_address,
+                    order.buyer,
+                    billing=False,
+                    where="shipping",
+                    path="shipping_address",
                 )
             ]
             if order.shipping_address
