@@ -84,9 +84,9 @@ def test_a_sku_not_sold_here_is_refused_at_its_line():
         price_form_order(raw, ITEMS)
     exc = caught.value
     assert (exc.status, exc.code) == (422, "VALIDATION_FAILED")
-    assert [(f["field"], f["code"]) for f in exc.fields] == [
-        ("items[1][sku]", "UNKNOWN_ITEM"),
-        ("items[2][sku]", "UNKNOWN_ITEM"),
+    assert [(f["field"], f["code"]) for f in exc.fields] == [  # canonical paths: the intake renames
+        ("lines.1.sku", "UNKNOWN_ITEM"),  # them to the sender's own (tests/test_form_errors.py)
+        ("lines.2.sku", "UNKNOWN_ITEM"),
     ]
     assert exc.fields[0]["message"].startswith("RETIRED-001 is not sold here")
     assert exc.fields[1]["message"].startswith("Anything I like is not sold here")

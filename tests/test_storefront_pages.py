@@ -261,7 +261,7 @@ def test_plain_post_of_an_item_not_sold_here_is_refused_at_the_items(harness):
     r = post(harness, valid(**{"items[1][sku]": "RETIRED-001"}), Accept="application/json")
     assert r.status_code == 422, r.text
     [error] = r.json()["error"]["fields"]
-    assert (error["field"], error["code"]) == ("items[0][sku]", "UNKNOWN_ITEM")
+    assert (error["field"], error["code"]) == ("items[1][sku]", "UNKNOWN_ITEM")  # the row as posted
     page = post(harness, valid(**{"items[1][sku]": "RETIRED-001"}))
     errors = dict(re.findall(r'data-ob-error-for="([^"]+)">([^<]+)</p>', page.text))
     assert errors == {"items[1][sku]": "RETIRED-001 is not sold here; choose an item from the list."}

@@ -7,6 +7,7 @@ service, so every way in reports field errors the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -225,27 +226,80 @@ def from_canonical_event(payload: Any) -> dict[str, Any]:
 # --- storefront form ----------------------------------------------------------------------------
 
 FORM_ADDRESS_FIELDS = ("company", "address1", "address2", "city", "province", "zip", "country")
+# Address fields a form sends at its top level (they are the buyer's as well as the address's).
+FORM_TOP_LEVEL_ADDRESS_FIELDS = ("first_name", "last_name", "phone")
+
+
+def _form_lines(fields: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The posted items that become the order's lines, in line order, each with the sender's own
+    key: a JSON list's index, or the `k` of a urlencoded `items[k][...]` (which parses to a dict
+    `{"k": {...}}`, ordered by number). Items with neither a sku nor a name are no line."""
+    items = fields.get("items")
+    if isinstance(items, dict):
+        keyed = [(str(k), items[k]) for k in sorted(items, key=lambda k: int(k) if str(k).isdigit() else 0)]
+    elif isinstance(items, list):
+        keyed = [(str(i), item) for i, item in enumerate(items)]
+    else:  # absent or a plain value: no lines, which the order model reports at `items`
+        keyed = []
+    return [(k, i) for k, i in keyed if isinstance(i, Mapping) and (i.get("sku") or i.get("name"))]
+
+
+@dataclass(frozen=True)
+class FormFieldNames:
+    """One form post's names for the canonical order's fields, so an error names the field the
+    way its sender did and the form can show it next to that field.
+
+    Called with a canonical path (`shipping_address.province`, `buyer.email`, `lines.1.sku`,
+    as in pydantic's error locations and `RequestRejectedError.field`), it answers the post's
+    name: urlencoded `address[province]`, `email`, `items[7][sku]`; JSON `address.province`,
+    `email`, `items.7.sku`. A line is named by the sender's own index (`line_keys`), never by its
+    position among the lines. A path the form has no field for is answered as it is.
+    """
+
+    urlencoded: bool
+    line_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any], *, urlencoded: bool) -> FormFieldNames:
+        return cls(urlencoded=urlencoded, line_keys=tuple(k for k, _ in _form_lines(fields)))
+
+    def __call__(self, path: str) -> str:
+        head, *rest = path.split(".")
+        if head == "buyer" and rest:
+            head, *rest = rest
+        elif head in ("billing_address", "shipping_address"):
+            if rest and rest[0] in FORM_TOP_LEVEL_ADDRESS_FIELDS:
+                head, *rest = rest
+            else:
+                head = "address"
+        elif head == "lines":
+            head = "items"
+            if rest and rest[0].isdigit() and int(rest[0]) < len(self.line_keys):
+                rest[0] = self.line_keys[int(rest[0])]
+        else:
+            return path
+        if self.urlencoded:
+            return head + "".join(f"[{part}]" for part in rest)
+        return ".".join([head, *rest])
 
 
 def from_form(fields: Mapping[str, Any], *, ip: str | None, user_agent: str | None) -> dict[str, Any]:
-    """A storefront order form (flat buyer fields, `address[...]`, `items[n][sku|quantity]`)."""
+    """A storefront order form (flat buyer fields, `address[...]`, `items[n][sku|quantity]`).
+
+    `lines.<i>` of the result is the i-th of `_form_lines`: `FormFieldNames.of(fields, ...)` names
+    it back by the sender's key."""
     address = fields.get("address") if isinstance(fields.get("address"), dict) else {}
     items = fields.get("items")
-    if isinstance(items, dict):  # urlencoded items[0][sku] parses to {"0": {...}}
-        items = [items[k] for k in sorted(items, key=lambda k: int(k) if str(k).isdigit() else 0)]
-    lines = [
+    lines: Any = [
         _clean({"sku": i.get("sku"), "quantity": i.get("quantity"), "name": i.get("name")})
-        for i in items or []
-        if isinstance(i, dict) and (i.get("sku") or i.get("name"))
+        for _, i in _form_lines(fields)
     ]
+    if items not in (None, "") and not isinstance(items, (list, dict)):
+        lines = items  # `"items": 3` is not a list of items: the order model says so, at `items`
     addr = None
     if address and any(address.get(k) for k in FORM_ADDRESS_FIELDS):
         addr = _clean(
-            {
-                "first_name": fields.get("first_name"),
-                "last_name": fields.get("last_name"),
-                "phone": fields.get("phone"),
-            }
+            {k: fields.get(k) for k in FORM_TOP_LEVEL_ADDRESS_FIELDS}
             | {k: address.get(k) for k in FORM_ADDRESS_FIELDS}
         )
     buyer = _clean(
@@ -280,7 +334,9 @@ def parse_urlencoded(body: str) -> dict[str, Any]:
 
     Field names nest at most `MAX_FORM_DEPTH` levels and are at most `MAX_FORM_NAME` characters:
     anything else is a ValueError (400 `MALFORMED_BODY`), never a structure deep enough to exhaust
-    the recursion of whatever reads it next (validation, masking, logging).
+    the recursion of whatever reads it next (validation, masking, logging). So is a name sent twice
+    (`items[0][sku]` twice: which one the buyer meant is unknown) and a name that is both a value
+    and a group (`items=3` with `items[0][sku]`); the message names the field.
     """
     from urllib.parse import parse_qsl
 
@@ -292,10 +348,39 @@ def parse_urlencoded(body: str) -> dict[str, Any]:
         if len(parts) > MAX_FORM_DEPTH:
             raise ValueError(f"a field name nests deeper than {MAX_FORM_DEPTH} levels")
         node = out
-        for part in parts[:-1]:
-            nxt = node.get(part)
+        for depth, part in enumerate(parts[:-1], start=1):
+            nxt = node.setdefault(part, {})
             if not isinstance(nxt, dict):
-                nxt = node[part] = {}
+                raise ValueError(f"{_bracketed(parts[:depth])!r} is sent both as a value and as a group")
             node = nxt
+        if isinstance(node.get(parts[-1]), dict):
+            raise ValueError(f"{_bracketed(parts)!r} is sent both as a value and as a group")
+        if parts[-1] in node:
+            raise ValueError(f"{key!r} is sent more than once")
         node[parts[-1]] = value
     return out
+
+
+def duplicate_json_key(text: str) -> str | None:
+    """The first key a JSON form body sends twice in one object (`{"email": .., "email": ..}`),
+    else None. `json.loads` keeps the last silently; a form post is refused instead (400
+    `MALFORMED_BODY`), as a urlencoded name sent twice is. `text` must be valid JSON."""
+    import json
+
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out and not found:
+                found.append(key)
+            out[key] = value
+        return out
+
+    json.loads(text, object_pairs_hook=pairs)
+    return found[0] if found else None
+
+
+def _bracketed(parts: list[str]) -> str:
+    """A parsed field name as a form writes it: `["items", "0", "sku"]` -> `items[0][sku]`."""
+    return parts[0] + "".join(f"[{p}]" for p in parts[1:])

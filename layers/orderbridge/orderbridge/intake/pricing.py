@@ -9,7 +9,7 @@ by the server's, and a line the route does not sell is refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orderbridge.exceptions import IntakeRejectedError
@@ -29,7 +29,11 @@ ORDER_MONEY_FIELDS = (
 LINE_MONEY_FIELDS = ("unit_price", "line_price", "discount", "tax")
 
 
-def price_form_order(raw_order: Mapping[str, Any], items: Mapping[str, CatalogItem]) -> dict[str, Any]:
+def price_form_order(
+    raw_order: Mapping[str, Any],
+    items: Mapping[str, CatalogItem],
+    field_name: Callable[[str], str] = str,
+) -> dict[str, Any]:
     """The form's order (`mapping.from_form`'s dict) priced by the route's `items`.
 
     `raw_order`: a dict shaped like `CanonicalOrder` (not yet validated) whose `lines` are dicts
@@ -44,9 +48,9 @@ def price_form_order(raw_order: Mapping[str, Any], items: Mapping[str, CatalogIt
 
     Raises IntakeRejectedError 422 `VALIDATION_FAILED` when `items` is not empty and a line's SKU
     is not one of them, or a line has no SKU (a custom product by name has no server price); one
-    field error per such line, named as the form names it: `{"field": "items[<line>][sku]",
-    "code": "UNKNOWN_ITEM", "message": ...}` (`<line>` counts the order's lines, as the intake's
-    other line errors do; the form shows it at the item's row).
+    field error per such line, `{"field": field_name("lines.<i>.sku"), "code": "UNKNOWN_ITEM",
+    "message": ...}`: the canonical path by default, the sender's own name (`items[7][sku]`) with
+    the intake's `mapping.FormFieldNames` of the post.
     """
     order = {k: v for k, v in raw_order.items() if k not in ORDER_MONEY_FIELDS}
     if not isinstance(raw_order.get("lines"), list):
@@ -67,7 +71,7 @@ def price_form_order(raw_order: Mapping[str, Any], items: Mapping[str, CatalogIt
             shown = str(sku if isinstance(sku, str) and sku else line.get("name") or "This item")
             errors.append(
                 {
-                    "field": f"items[{i}][sku]",
+                    "field": field_name(f"lines.{i}.sku"),
                     "code": UNKNOWN_ITEM,
                     "message": f"{shown[:80]} is not sold here; choose an item from the list.",
                 }

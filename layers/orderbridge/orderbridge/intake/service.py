@@ -94,29 +94,6 @@ def field_errors(exc: ValidationError, rename: Mapping[str, str] | None = None) 
     return out
 
 
-# What a provider's refusal (RequestRejectedError code) is about, in the form's own field names.
-_PROVIDER_FIELDS = {
-    "ZIP_REQUIRED": "address[zip]",
-    "EMAIL_REQUIRED": "email",
-    "BILLING_ADDRESS_REQUIRED": "address[address1]",
-    "NAME_REQUIRED": "last_name",
-    "UNKNOWN_SKU": "items",
-    "CURRENCY_NOT_SUPPORTED": "currency",
-}
-
-
-def _form_field_name(path: str) -> str:
-    """buyer.email -> email, billing_address.city -> address[city], lines.0.sku -> items[0][sku]."""
-    parts = path.split(".")
-    if parts[0] == "buyer" and len(parts) > 1:
-        return parts[1]
-    if parts[0] in ("billing_address", "shipping_address") and len(parts) > 1:
-        return parts[1] if parts[1] in ("first_name", "last_name", "phone") else f"address[{parts[1]}]"
-    if parts[0] == "lines":
-        return "items" + "".join(f"[{p}]" for p in parts[1:])
-    return path
-
-
 class IntakeService:
     """Everything the intake function does, independent of API Gateway."""
 
@@ -188,6 +165,10 @@ class IntakeService:
             fields = self._json(text)
             if not isinstance(fields, dict):
                 raise IntakeRejectedError(400, "MALFORMED_BODY", "the form body must be a JSON object")
+            if (twice := mapping.duplicate_json_key(text)) is not None:
+                raise IntakeRejectedError(
+                    400, "MALFORMED_BODY", f"cannot parse the form: {twice!r} is sent more than once"
+                )
         elif media == FORM:
             try:
                 fields = mapping.parse_urlencoded(text)
@@ -198,10 +179,11 @@ class IntakeService:
         if fields.get("website"):  # honeypot: a field people never see and bots fill in
             raise IntakeRejectedError(422, "SUBMISSION_REJECTED", "the submission was rejected")
         raw = mapping.from_form(fields, ip=ip, user_agent=user_agent)
+        names = mapping.FormFieldNames.of(fields, urlencoded=media == FORM)  # errors in the sender's terms
         # prices and currency come from the route's catalog, never from the buyer
-        raw = pricing.price_form_order(raw, cfg.routes[form.route].items)
-        order = self._validate(raw, rename=_form_field_name)
-        self._check_destinations(cfg, form.route, order)
+        raw = pricing.price_form_order(raw, cfg.routes[form.route].items, names)
+        order = self._validate(raw, rename=names)
+        self._check_destinations(cfg, form.route, order, names)
         submission_id = str(fields.get("submission_id") or "")[:128]
         identity = OrderIdentity.of(
             shop=effective_shop(form, form_key) or form.source,
@@ -224,7 +206,7 @@ class IntakeService:
                 "to place a new order",
                 [
                     {
-                        "field": _form_field_name(f),
+                        "field": names(f),
                         "code": "differs",
                         "message": "differs from the first copy",
                     }
@@ -320,10 +302,13 @@ class IntakeService:
         event_shop = hook.shop or (shop if shop != source else None)
         return self._accept_or_duplicate(identity, source, route, order, shop=event_shop)
 
-    def _check_destinations(self, cfg: OrderbridgeConfig, route: str, order: CanonicalOrder) -> None:
+    def _check_destinations(
+        self, cfg: OrderbridgeConfig, route: str, order: CanonicalOrder, names: Callable[[str], str]
+    ) -> None:
         """Forms: a person is there, so what a destination's provider would refuse (a zip where
         BigCommerce needs one, a currency a store does not take) is a 422 now, not a failure after
-        the buyer left. Each adapter's own rules decide; nothing is sent."""
+        the buyer left. Each adapter's own rules decide; nothing is sent. A refusal names the
+        field its adapter gives (`RequestRejectedError.field`) by `names`, else `order`."""
         from orderbridge.providers.base import Delivery  # only form posts pay for the adapters
         from orderbridge.providers.registry import get_provider_class
 
@@ -341,7 +326,7 @@ class IntakeService:
             try:
                 get_provider_class(destination.provider)(destination=destination).build_create(delivery)
             except RequestRejectedError as exc:
-                field = _PROVIDER_FIELDS.get(exc.code, "order")
+                field = names(exc.field) if exc.field else "order"
                 problems.append({"field": field, "code": exc.code, "message": exc.message})
             except Exception:  # not the buyer's problem: the dispatcher records it if it recurs
                 logger.exception(
@@ -682,9 +667,10 @@ class IntakeService:
                 logger.debug(
                     "order failed validation", extra={"fields": mask_pii(fields), "order": mask_pii(raw)}
                 )
-            if rename is not None:
+            if rename is not None:  # a form's address is both addresses: one error per form field
                 for f in fields:
                     f["field"] = rename(f["field"])
+                fields = list({(f["field"], f["code"], f["message"]): f for f in fields}.values())
             raise IntakeRejectedError(
                 422, "VALIDATION_FAILED", "the order has invalid fields", fields
             ) from None

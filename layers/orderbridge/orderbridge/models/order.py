@@ -13,6 +13,7 @@ import re
 import unicodedata
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Annotated
 
 from pydantic import (
@@ -56,8 +57,36 @@ Text = Annotated[
     _no_control(_CONTROL_ONE_LINE),
 ]
 ShortText = Text
-# The pattern admits lower case because pydantic checks it before `to_upper` applies.
-CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern="^[a-zA-Z]{2}$")]
+# Codes outside ISO 3166-1's assigned list that the platforms put on real addresses: Kosovo's XK
+# (a user-assigned code; Shopify, BigCommerce and the EU use it). Refusing it would fail a real order.
+COUNTRY_CODES_BEYOND_ISO = frozenset({"XK"})
+
+
+@cache
+def country_codes() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes assigned to a country (pycountry's table) plus
+    `COUNTRY_CODES_BEYOND_ISO`. Loaded on first use, not at import: an intake that never validates
+    an address (a status poll) pays nothing; the first address costs ~4 ms once per instance."""
+    import pycountry
+
+    return frozenset(c.alpha_2 for c in pycountry.countries) | COUNTRY_CODES_BEYOND_ISO
+
+
+def _known_country(value: str) -> str:
+    if value not in country_codes():
+        raise PydanticCustomError(
+            "country_invalid", "{code} is not an ISO 3166-1 country code", {"code": value}
+        )
+    return value
+
+
+# Two letters (`string_pattern_mismatch` otherwise), then a country that exists (`country_invalid`:
+# "ZZ"). The pattern admits lower case because pydantic checks it before `to_upper` applies.
+CountryCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern="^[a-zA-Z]{2}$"),
+    AfterValidator(_known_country),
+]
 
 
 def _iso_currency(value: str) -> str:
