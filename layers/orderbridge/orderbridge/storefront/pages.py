@@ -106,18 +106,15 @@ def form_errors(
 ) -> FormState:
     """The server's `{field, code, message}` list placed on the form's own fields.
 
-    Line errors name the order's line (`items[1][quantity]` is the second line chosen); they are
-    moved to the form row that line came from.
+    Line errors name the form's own row, as posted (`items[2][quantity]`: the intake's
+    `mapping.FormFieldNames`); one about a whole line or its name goes to the item list.
     """
-    rows = chosen_rows(values)
     state = FormState(values=values, general=list(general or []))
     for f in fields:
         name = f.get("field", "")
         match = re.fullmatch(r"items\[(\d+)\](.*)", name)
-        if match and int(match.group(1)) < len(rows):
-            name = f"items[{rows[int(match.group(1))]}]{match.group(2)}"
-            if match.group(2) in ("", "[name]"):
-                name = "items"
+        if match and match.group(2) in ("", "[name]"):
+            name = "items"
         message = FRIENDLY.get(f.get("code", ""), f.get("message", "Invalid value."))
         if name == "items" and f.get("code") == "too_short":
             message = "Choose at least one item."

@@ -235,14 +235,13 @@
     return null;
   }
 
-  /* The server's {field, code, message} list, with line errors moved to the row the line came from. */
+  /* The server's {field, code, message} list; line errors name the row as posted (items[2][quantity]). */
   function serverErrors(form, fields) {
-    var chosen = chosenRows(form);
     return fields.map(function (f) {
       var name = f.field || "";
       var m = /^items\[(\d+)\](.*)$/.exec(name);
-      if (m && Number(m[1]) < chosen.length) {
-        var row = "items[" + chosen[Number(m[1])] + "]";
+      if (m) {
+        var row = "items[" + m[1] + "]";
         if (m[2] === "[quantity]") name = row + "[quantity]";
         else if (m[2] === "[sku]" && errorSlot(form, row + "[sku]")) name = row + "[sku]"; // e.g. UNKNOWN_ITEM
         else name = "items";
