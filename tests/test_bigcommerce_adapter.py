@@ -258,7 +258,7 @@ def test_currency_is_always_sent_and_must_be_enabled():
     assert err.value.code == "CURRENCY_NOT_SUPPORTED" and "KWD" in err.value.message
 
 
-def test_catalog_lines_carry_the_price_paid_after_their_discount_and_the_order_discount_goes_to_discount_amount():
+def test_lines_carry_the_price_paid_after_their_discount_the_order_discount_is_discount_amount():
     body = _body(
         lines=[
             {"sku": "TEE-BLUE-M", "quantity": 2, "unit_price": "204.97", "discount": "5.00"},
