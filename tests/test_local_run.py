@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -268,6 +269,12 @@ def test_the_demo_prints_its_table_and_no_log_lines(tmp_path):
     assert any(name in line for line in lines for name in ("api-form-json.json",))
     logged = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert logged and all("level" in entry for entry in logged)
+    # one process hosts both functions: each line names the function that wrote it
+    by_message = {}
+    for entry in logged:
+        by_message.setdefault(entry["message"], set()).add(entry.get("function_name"))
+    assert by_message["order accepted"] == {"IntakeFunction"}, by_message
+    assert by_message["provider order created"] == {"DispatcherFunction"}, by_message
 
 
 # --- the local API's event shapes ---------------------------------------------------------------------
@@ -315,3 +322,20 @@ def test_the_same_order_through_the_rest_and_the_http_api_shapes(harness):
     finally:
         for api in apis.values():
             api.shutdown()
+
+
+def test_an_invocations_log_keys_win_over_another_functions_in_the_same_process(capsys):
+    """Powertools keeps inject_lambda_context's keys once per process: the function that set them
+    last would name every line. Inside `invocation`, the running function's own keys win."""
+    from aws_lambda_powertools import Logger
+
+    from orderbridge_local.lambda_runtime import LocalContext, invocation
+
+    logger = Logger(service="orderbridge-local-test", logger_handler=logging.StreamHandler(sys.stdout))
+    logger.append_keys(function_name="DispatcherFunction")  # what the other function left
+    with invocation(LocalContext(function_name="IntakeFunction")):
+        logger.info("inside")
+    logger.info("outside")
+    inside, outside = (json.loads(line) for line in capsys.readouterr().out.splitlines()[-2:])
+    assert inside["function_name"] == "IntakeFunction" and inside["function_request_id"]
+    assert outside["function_name"] == "DispatcherFunction"

@@ -15,7 +15,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from orderbridge_local.lambda_runtime import LocalContext
+from orderbridge_local.lambda_runtime import LocalContext, invocation
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 STAGE = "v1"
@@ -181,5 +181,7 @@ class LocalApi:
             to_event(request, body) if self.shape == "rest" else to_event_v2(request, body, shape=self.shape)
         )
         with self._lock:
-            result = self._handler(event, LocalContext(function_name=self._function_name))
+            context = LocalContext(function_name=self._function_name)
+            with invocation(context):
+                result = self._handler(event, context)
         return to_response(result)(environ, start_response)

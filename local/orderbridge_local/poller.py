@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from orderbridge_local.lambda_runtime import LocalContext
+from orderbridge_local.lambda_runtime import LocalContext, invocation
 
 logger = Logger(service="orderbridge-local", child=False)
 
@@ -110,7 +110,9 @@ class QueuePoller:
             self.invocations += 1
             self.records_seen += len(messages)
         try:
-            result = handler(event, LocalContext(self.function_name, timeout_seconds=self.timeout_seconds))
+            context = LocalContext(self.function_name, timeout_seconds=self.timeout_seconds)
+            with invocation(context):
+                result = handler(event, context)
         except Exception:
             logger.exception("handler crashed; the whole batch returns to the queue")
             return len(messages)
