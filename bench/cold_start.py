@@ -316,6 +316,7 @@ def build_layer(target: Path, *, bytecode: bool) -> Path:
             "PIP_PLATFORM=",
             f"TARGET_VERSION={version}",
             f"TARGET_PYTHON={sys.executable if bytecode else ''}",
+            f"REQUIRE_BYTECODE={1 if bytecode else 0}",  # the series without: on purpose
         ],
         capture_output=True,
         text=True,

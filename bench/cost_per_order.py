@@ -289,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         def real_batch() -> tuple[float, list[AwsCall | HttpCall], list[str], bool]:
             bodies = new_orders(BATCH)
             event = receive_batch(sqs, system.queue_url, queue_arn, bodies)
-            ids = [OrderEvent.model_validate_json(b).resolved_tracking_id() for b in bodies]
+            ids = [
+                OrderEvent.model_validate_json(b).resolved_tracking_id(function.dispatcher.ids)
+                for b in bodies
+            ]
             ids += [json.loads(b)["order"]["external_order_id"] for b in bodies]
             context = LocalContext("DispatcherFunction", timeout_seconds=60)
             recorder.active = True

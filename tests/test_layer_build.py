@@ -81,6 +81,30 @@ def test_the_runtimes_own_packages_are_left_out(host_layer: Path) -> None:
     assert present == [], f"the python3.13 runtime ships these; the layer must not shadow them: {present}"
 
 
+def test_data_no_code_reads_is_left_out_and_what_is_read_still_works(
+    host_layer: Path, tmp_path: Path
+) -> None:
+    """pycountry's translations were half the layer (22 MB); orderbridge reads codes and English
+    names only, which still resolve from the built layer."""
+    assert (host_layer / "pycountry").is_dir() and not (host_layer / "pycountry" / "locales").exists()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pycountry; print(pycountry.countries.lookup('United States').alpha_2, "
+            "pycountry.countries.get(alpha_2='DE').name)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(host_layer)},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["US", "Germany"]
+
+
 def test_imports_from_the_built_layer_use_its_bytecode(host_layer: Path, tmp_path: Path) -> None:
     """As on Lambda: the layer first on the path, nothing written, and source modification times
     unlike those the .pyc files were made from (the zip round trip): every layer module loads
