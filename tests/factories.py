@@ -1,8 +1,9 @@
-"""Canonical orders and deliveries for tests."""
+"""Canonical orders, deliveries, queue events, form posts and operator CLI options for tests."""
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import uuid
 from pathlib import Path
@@ -107,3 +108,65 @@ def delivery(
         source="test",
         catalog=CATALOG if catalog is None else catalog,
     )
+
+
+#: The canonical order another system (an ERP) puts on the order queue.
+ERP_ORDER: dict[str, Any] = {
+    "buyer": {"email": "alan@example.com"},
+    "billing_address": {
+        "first_name": "Alan",
+        "last_name": "Turing",
+        "address1": "Bletchley Park",
+        "city": "Milton Keynes",
+        "zip": "MK3 6EB",
+        "country": "GB",
+    },
+    "lines": [{"sku": "MUG-001", "quantity": 1}],
+}
+
+
+def erp_event(*, route: str = "default", **order_changes: Any) -> tuple[str, str]:
+    """A new canonical order event from source `erp` as a queue body: (body, external order id)."""
+    ext = f"ERP-{uuid.uuid4().hex[:12]}"
+    order_ = {"external_order_id": ext, **copy.deepcopy(ERP_ORDER)} | order_changes
+    return json.dumps({"source": "erp", "route": route, "order": order_}), ext
+
+
+def queue_event(*, route: str = "default", **order_changes: Any) -> tuple[str, str]:
+    """`erp_event` with the tracking id the running system derives for it: (body, tracking id)."""
+    body, ext = erp_event(route=route, **order_changes)
+    return body, tracking_id_for("erp", ext)
+
+
+#: A buyer's post to a storefront form (the demo's US address, one demo SKU).
+FORM_POST: dict[str, Any] = {
+    "email": "grace@example.com",
+    "first_name": "Grace",
+    "last_name": "Hopper",
+    "address": {
+        "address1": "1 Navy Yard",
+        "city": "Arlington",
+        "province": "VA",
+        "zip": "22202",
+        "country": "US",
+    },
+    "items": [{"sku": "TEE-BLUE-M", "quantity": 1}],
+}
+
+
+def form_post(**changes: Any) -> dict[str, Any]:
+    """`FORM_POST` with a fresh `submission_id` (a new order) and `changes` on top."""
+    return {"submission_id": uuid.uuid4().hex, **copy.deepcopy(FORM_POST)} | changes
+
+
+def ops_options(state: dict[str, str], **override: str) -> list[str]:
+    """The operator CLI's connection options for the local run's `state()` (`--table`, ...);
+    `override` replaces one by its option name (`dlq_url="..."`)."""
+    values = {
+        "endpoint-url": state["endpoint_url"],
+        "region": state["region"],
+        "table": state["outcome_table"],
+        "queue-url": state["order_queue_url"],
+        "dlq-url": state["dead_letter_queue_url"],
+    } | {k.replace("_", "-"): v for k, v in override.items()}
+    return [item for name, value in values.items() for item in (f"--{name}", value)]

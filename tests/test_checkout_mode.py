@@ -9,27 +9,12 @@ import uuid
 import requests
 
 from orderbridge.models.outcome import OutcomeStatus
+from tests.factories import form_post
 
 FORM = "/forms/fk_komerza01"
 
 
-def body(**changes):
-    data = {
-        "submission_id": uuid.uuid4().hex,
-        "email": "grace@example.com",
-        "first_name": "Grace",
-        "last_name": "Hopper",
-        "address": {
-            "address1": "1 Navy Yard",
-            "city": "Arlington",
-            "province": "VA",
-            "zip": "22202",
-            "country": "US",
-        },
-        "items": [{"sku": "TEE-BLUE-M", "quantity": 1}],
-    }
-    data.update(changes)
-    return data
+body = form_post  # a new buyer's post to the Komerza checkout form
 
 
 def test_fetch_post_answers_with_the_checkout_url(harness):

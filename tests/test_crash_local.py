@@ -70,25 +70,6 @@ def shopify_webhook(order_id: int) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
-def queue_event() -> tuple[str, str]:
-    """A canonical order event as another system puts it on the queue; (body, external order id)."""
-    ext = f"ERP-{_uid()}"
-    order = {
-        "external_order_id": ext,
-        "buyer": {"email": "alan@example.com"},
-        "billing_address": {
-            "first_name": "Alan",
-            "last_name": "Turing",
-            "address1": "Bletchley Park",
-            "city": "Milton Keynes",
-            "zip": "MK3 6EB",
-            "country": "GB",
-        },
-        "lines": [{"sku": "MUG-001", "quantity": 1}],
-    }
-    return json.dumps({"source": "erp", "route": "default", "order": order}), ext
-
-
 # --- the kill point machinery, in this process -----------------------------------------------------
 
 

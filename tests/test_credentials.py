@@ -29,7 +29,7 @@ from orderbridge.exceptions import (
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge.providers.registry import PROVIDERS, get_provider_class
 from orderbridge_ops import cli
-from tests.factories import delivery, order, tracking_id_for
+from tests.factories import delivery, erp_event, form_post, ops_options, order, queue_event, tracking_id_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVIDER_DIR = ROOT / "layers" / "orderbridge" / "orderbridge" / "providers"
@@ -331,12 +331,8 @@ def _config_with(harness, name: str, *, copy_of: str, route_of: str, secret_id: 
 
 
 def _cli(harness, capsys, *args: str) -> tuple[int, str]:
-    state = harness.system.state()
-    options = ["--endpoint-url", state["endpoint_url"], "--region", state["region"]]
-    options += ["--table", state["outcome_table"], "--queue-url", state["order_queue_url"]]
-    options += ["--dlq-url", state["dead_letter_queue_url"]]
     capsys.readouterr()
-    code = cli.main([*args, *options])
+    code = cli.main([*args, *ops_options(harness.system.state())])
     return code, capsys.readouterr().out
 
 
@@ -351,30 +347,12 @@ def test_a_queued_order_fails_fast_without_a_call_then_retry_delivers_it_once(
     harness.system.upload_config(
         _config_with(harness, name, copy_of="bc-demo", route_of="default", secret_id=secret_id)
     )
-    ext = f"ERP-{uid}"
-    tracking_id = tracking_id_for("erp", ext)
-    event = {
-        "source": "erp",
-        "route": name,
-        "order": {
-            "external_order_id": ext,
-            "buyer": {"email": "alan@example.com"},
-            "billing_address": {
-                "first_name": "Alan",
-                "last_name": "Turing",
-                "address1": "Bletchley Park",
-                "city": "Milton Keynes",
-                "zip": "MK3 6EB",
-                "country": "GB",
-            },
-            "lines": [{"sku": "MUG-001", "quantity": 1}],
-        },
-    }
+    event, tracking_id = queue_event(route=name)
     try:
         harness.take_dead_letters()
         before = _requests_seen(harness, "bigcommerce")
         created = requests.get(f"{harness.sandbox}/_sandbox/bigcommerce/stats", timeout=10).json()["creates"]
-        harness.send(json.dumps(event))
+        harness.send(event)
         harness.drain(until=harness.final(tracking_id))
         [outcome] = harness.outcomes(tracking_id)
         assert outcome.status is OutcomeStatus.FAILED_PERMANENT and outcome.attempts == 1
@@ -415,20 +393,7 @@ def test_a_checkout_form_fails_fast_without_a_call(harness) -> None:
     form_key = f"fk_unset{uid}"
     config["forms"][form_key] = {**config["forms"]["fk_komerza01"], "route": name}
     harness.system.upload_config(config)
-    form = {
-        "submission_id": uuid.uuid4().hex,
-        "email": "grace@example.com",
-        "first_name": "Grace",
-        "last_name": "Hopper",
-        "address": {
-            "address1": "1 Navy Yard",
-            "city": "Arlington",
-            "province": "VA",
-            "zip": "22202",
-            "country": "US",
-        },
-        "items": [{"sku": "TEE-BLUE-M", "quantity": 1}],
-    }
+    form = form_post()
     try:
         before = _requests_seen(harness, "komerza")
         r = harness.post(f"/forms/{form_key}", json.dumps(form), {"Content-Type": "application/json"})
@@ -448,28 +413,6 @@ def test_a_checkout_form_fails_fast_without_a_call(harness) -> None:
 
 
 # --- a secret of the wrong shape (issue: cached, it failed orders after it was fixed) ---------------
-
-
-def _erp_event(route: str, ext: str) -> str:
-    return json.dumps(
-        {
-            "source": "erp",
-            "route": route,
-            "order": {
-                "external_order_id": ext,
-                "buyer": {"email": "alan@example.com"},
-                "billing_address": {
-                    "first_name": "Alan",
-                    "last_name": "Turing",
-                    "address1": "Bletchley Park",
-                    "city": "Milton Keynes",
-                    "zip": "MK3 6EB",
-                    "country": "GB",
-                },
-                "lines": [{"sku": "MUG-001", "quantity": 1}],
-            },
-        }
-    )
 
 
 def _creates(harness) -> int:
@@ -500,7 +443,7 @@ def test_a_secret_of_the_wrong_shape_sends_nothing_and_orders_go_through_once_it
     try:
         harness.take_dead_letters()
         before, created = _requests_seen(harness, "bigcommerce"), _creates(harness)
-        harness.send(_erp_event(name, first))
+        harness.send(erp_event(route=name, external_order_id=first)[0])
         harness.drain(until=lambda: bool(harness.outcomes(tid_first)))
         [outcome] = harness.outcomes(tid_first)
         assert outcome.status is OutcomeStatus.FAILED_RETRYABLE and outcome.attempts == 1
@@ -514,7 +457,7 @@ def test_a_secret_of_the_wrong_shape_sends_nothing_and_orders_go_through_once_it
         _secretsmanager().put_secret_value(
             SecretId=secret_id, SecretString=json.dumps({"access_token": "local-bigcommerce-token"})
         )
-        harness.send(_erp_event(name, second))
+        harness.send(erp_event(route=name, external_order_id=second)[0])
         harness.drain(until=_all_final(harness, tid_first, tid_second), timeout=60)
         [outcome] = harness.outcomes(tid_second)
         assert outcome.status is OutcomeStatus.SUCCEEDED and outcome.attempts == 1
@@ -548,7 +491,7 @@ def test_a_secret_rewritten_to_the_wrong_shape_after_a_401_sends_nothing_more(ha
     try:
         harness.take_dead_letters()
         # a token the store refuses: sent, 401, re-read (the same), sent, 401: AUTH_REFUSED, cached
-        harness.send(_erp_event(name, refused))
+        harness.send(erp_event(route=name, external_order_id=refused)[0])
         harness.drain(until=harness.final(tid_refused))
         [outcome] = harness.outcomes(tid_refused)
         assert outcome.status is OutcomeStatus.FAILED_PERMANENT and outcome.http_status == 401
@@ -556,7 +499,7 @@ def test_a_secret_rewritten_to_the_wrong_shape_after_a_401_sends_nothing_more(ha
         # re-read finds the wrong shape: nothing more is sent
         _secretsmanager().put_secret_value(SecretId=secret_id, SecretString=json.dumps({"api_key": "x"}))
         before = _requests_seen(harness, "bigcommerce")
-        harness.send(_erp_event(name, pending))
+        harness.send(erp_event(route=name, external_order_id=pending)[0])
         harness.drain(until=lambda: bool(harness.outcomes(tid_pending)))
         [outcome] = harness.outcomes(tid_pending)
         assert (

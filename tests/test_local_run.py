@@ -26,7 +26,7 @@ from orderbridge_local.reload import ConfigWatcher, install_sighup, request_relo
 from orderbridge_local.setup import build_setup, derived_token, load_setup
 from orderbridge_local.system import ReloadResult, Settings
 from orderbridge_ops import cli as ops_cli
-from tests.factories import tracking_id_for
+from tests.factories import ops_options, tracking_id_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = json.loads((ROOT / "config" / "local.json").read_text())
@@ -118,22 +118,7 @@ def test_a_webhook_secret_not_listed_and_a_disagreeing_credential_are_problems_n
 
 
 def _ops(harness: Any, *args: str) -> int:
-    state = harness.system.state()
-    return ops_cli.main(
-        [
-            *args,
-            "--endpoint-url",
-            state["endpoint_url"],
-            "--region",
-            state["region"],
-            "--table",
-            state["outcome_table"],
-            "--queue-url",
-            state["order_queue_url"],
-            "--dlq-url",
-            state["dead_letter_queue_url"],
-        ]
-    )
+    return ops_cli.main([*args, *ops_options(harness.system.state())])
 
 
 def test_fix_the_file_then_retry_in_process(harness, tmp_path, monkeypatch):

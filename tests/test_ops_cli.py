@@ -14,32 +14,13 @@ import pytest
 from orderbridge.models.outcome import OutcomeStatus
 from orderbridge_ops import cli, connect
 from orderbridge_ops.outcomes import EXPORT_COLUMNS
-from tests.factories import tracking_id_for
+from tests.factories import ops_options, queue_event
 
 UNKNOWN_SKU = "OPS-SKU-1"
 
 
 def _uid() -> str:
     return uuid.uuid4().hex[:10]
-
-
-def queue_event(**order_changes: Any) -> tuple[str, str]:
-    ext = f"ERP-{_uid()}"
-    order = {
-        "external_order_id": ext,
-        "buyer": {"email": "alan@example.com"},
-        "billing_address": {
-            "first_name": "Alan",
-            "last_name": "Turing",
-            "address1": "Bletchley Park",
-            "city": "Milton Keynes",
-            "zip": "MK3 6EB",
-            "country": "GB",
-        },
-        "lines": [{"sku": "MUG-001", "quantity": 1}],
-    } | order_changes
-    body = json.dumps({"source": "erp", "route": "default", "order": order})
-    return body, tracking_id_for("erp", ext)
 
 
 @pytest.fixture(autouse=True)
@@ -50,19 +31,7 @@ def _wide_console(monkeypatch):
 @pytest.fixture
 def run(harness, capsys):
     """Run the CLI with explicit connection options (after the command: they may go anywhere)."""
-    state = harness.system.state()
-    options = [
-        "--endpoint-url",
-        state["endpoint_url"],
-        "--region",
-        state["region"],
-        "--table",
-        state["outcome_table"],
-        "--queue-url",
-        state["order_queue_url"],
-        "--dlq-url",
-        state["dead_letter_queue_url"],
-    ]
+    options = ops_options(harness.system.state())
 
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()

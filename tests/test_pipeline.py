@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 
 from orderbridge.intake.signatures import sign_shopify
 from orderbridge.models.outcome import OutcomeStatus
-from tests.factories import tracking_id_for
+from tests.factories import queue_event
 
 FORM = "/forms/fk_demo0001"
 ORIGIN = "http://localhost:8000"
@@ -36,25 +36,6 @@ def form_body(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
-
-
-def queue_event(**order_changes: Any) -> tuple[str, str]:
-    ext = f"ERP-{_uid()}"
-    order = {
-        "external_order_id": ext,
-        "buyer": {"email": "alan@example.com"},
-        "billing_address": {
-            "first_name": "Alan",
-            "last_name": "Turing",
-            "address1": "Bletchley Park",
-            "city": "Milton Keynes",
-            "zip": "MK3 6EB",
-            "country": "GB",
-        },
-        "lines": [{"sku": "MUG-001", "quantity": 1}],
-    } | order_changes
-    body = json.dumps({"source": "erp", "route": "default", "order": order})
-    return body, tracking_id_for("erp", ext)
 
 
 def shopify_payload(order_id: int) -> bytes:

@@ -26,7 +26,7 @@ from orderbridge_local.lambda_runtime import LocalContext
 from orderbridge_local.system import load_function
 from orderbridge_local.template_resources import load_template
 from orderbridge_ops import cli, dlq
-from tests.factories import tracking_id_for
+from tests.factories import ops_options, tracking_id_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DESTINATIONS = {"default": ("bc-demo", "bigcommerce"), "komerza": ("komerza-demo", "komerza")}
@@ -99,15 +99,7 @@ def to_dlq(body: str, tracking_id: str, reason: str = "NEEDS_REVIEW", url: str |
 
 
 def options(harness, **override: str) -> list[str]:
-    state = harness.system.state()
-    values = {
-        "endpoint-url": state["endpoint_url"],
-        "region": state["region"],
-        "table": state["outcome_table"],
-        "queue-url": state["order_queue_url"],
-        "dlq-url": state["dead_letter_queue_url"],
-    } | {k.replace("_", "-"): v for k, v in override.items()}
-    return [item for name, value in values.items() for item in (f"--{name}", value)]
+    return ops_options(harness.system.state(), **override)
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ from orderbridge.intake import mapping
 from orderbridge.intake import service as intake_service
 from orderbridge.intake.signatures import sign_shopify
 from orderbridge.providers import komerza
+from tests.factories import form_post
 
 SHOPIFY_SECRET = "shpss_local_demo_secret"
 JSON = {"Content-Type": "application/json"}
@@ -205,23 +206,6 @@ def _komerza_destination() -> Any:
     )
 
 
-def _checkout_body() -> dict[str, Any]:
-    return {
-        "submission_id": uuid.uuid4().hex,
-        "email": "grace@example.com",
-        "first_name": "Grace",
-        "last_name": "Hopper",
-        "address": {
-            "address1": "1 Navy Yard",
-            "city": "Arlington",
-            "province": "VA",
-            "zip": "22202",
-            "country": "US",
-        },
-        "items": [{"sku": "TEE-BLUE-M", "quantity": 1}],
-    }
-
-
 def test_a_hostile_provider_order_id_never_reaches_the_buyers_redirect(harness, monkeypatch):
     """Komerza answers a create with an id that is not a uuid: the order exists, no redirect is built."""
     original = komerza.KzOrder.model_validate
@@ -232,7 +216,7 @@ def test_a_hostile_provider_order_id_never_reaches_the_buyers_redirect(harness, 
         return order
 
     monkeypatch.setattr(komerza.KzOrder, "model_validate", hostile)
-    r = harness.post(CHECKOUT_FORM, json.dumps(_checkout_body()), JSON)
+    r = harness.post(CHECKOUT_FORM, json.dumps(form_post()), JSON)
     assert r.status_code == 202 and "redirect_url" not in r.json(), r.text
     [outcome] = harness.outcomes(r.json()["tracking_id"])
     assert outcome.redirect_url is None
@@ -249,7 +233,7 @@ def test_a_hostile_provider_order_id_never_reaches_the_buyers_redirect(harness, 
 def test_the_intake_answers_no_redirect_outside_the_providers_checkout(harness, monkeypatch, url):
     """Whatever the adapter records, the buyer is sent only to the configured checkout page."""
     monkeypatch.setattr(komerza.KomerzaProvider, "_checkout_url", lambda self, order_id: url)
-    answer = harness.post(CHECKOUT_FORM, json.dumps(_checkout_body()), JSON)
+    answer = harness.post(CHECKOUT_FORM, json.dumps(form_post()), JSON)
     assert answer.status_code == 202 and "redirect_url" not in answer.json(), answer.text
     tracking_id = answer.json()["tracking_id"]
     [outcome] = harness.outcomes(tracking_id)
@@ -285,7 +269,7 @@ def test_the_intake_answers_no_redirect_outside_the_providers_checkout(harness, 
 
 
 def test_the_sandbox_checkout_redirect_is_still_answered(harness):
-    r = harness.post(CHECKOUT_FORM, json.dumps(_checkout_body()), JSON)
+    r = harness.post(CHECKOUT_FORM, json.dumps(form_post()), JSON)
     assert r.status_code == 200, r.text
     assert re.fullmatch(
         re.escape(harness.sandbox) + r"/komerza/checkout/[0-9a-f-]{36}", r.json()["redirect_url"]
