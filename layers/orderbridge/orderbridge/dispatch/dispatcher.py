@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -291,25 +292,20 @@ class Dispatcher:
             return _Verdict(done=True)
         log["attempt"] = claim.attempt
         progress = _Progress()
+        this_delivery = partial(
+            Delivery,
+            tracking_id=tracking_id,
+            destination_id=destination_id,
+            destination=destination,
+            order=event.order,
+            source=event.source,
+        )
         try:
-            delivery = Delivery(
-                tracking_id=tracking_id,
-                destination_id=destination_id,
-                destination=destination,
-                order=event.order,
-                source=event.source,
-                catalog=route_destination.catalog,
-            )
+            delivery = this_delivery(catalog=route_destination.catalog)
             result = self._attempt(provider, delivery, claim, progress)
         except Exception as exc:  # a fault of ours (a bad catalog entry, a bug): visible, retried
             logger.exception("delivery failed unexpectedly", extra=log)
-            delivery = Delivery(
-                tracking_id=tracking_id,
-                destination_id=destination_id,
-                destination=destination,
-                order=event.order,
-                source=event.source,
-            )
+            delivery = this_delivery()  # recorded without the catalog that may be the fault
             result = ProviderResult(
                 kind=ResultKind.RETRYABLE,
                 error_code="INTERNAL_ERROR",

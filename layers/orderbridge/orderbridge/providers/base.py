@@ -247,6 +247,27 @@ class Provider(ABC, Generic[SettingsT, EntryT, CredentialsT]):
                 field="currency",
             )
 
+    def lookup_verdict(
+        self, response: requests.Response, order_ids: list[str], carrying: str, **found: Any
+    ) -> ProviderResult:
+        """A lookup's answer from the ids of the provider's orders that carry this delivery's
+        reference (`carrying` says which, for the message: "BigCommerce orders carry
+        external_order_id ob_..."): none is NOT_FOUND, one is
+        SUCCEEDED with its id (and `found`: provider_reference, redirect_url), several are parked
+        for a person (REVIEW, DUPLICATE_REFERENCE): never a guess, never a second create."""
+        if not order_ids:
+            return self._result(response, ResultKind.NOT_FOUND)
+        if len(order_ids) > 1:
+            return self._result(
+                response,
+                ResultKind.REVIEW,
+                "DUPLICATE_REFERENCE",
+                f"{len(order_ids)} {carrying} "
+                f"(ids {', '.join(order_ids)}); a person decides which one is this delivery's",
+                unknown_result=True,
+            )
+        return self._result(response, ResultKind.SUCCEEDED, provider_order_id=order_ids[0], **found)
+
     def rate_limit(self, headers: Any) -> RateLimitInfo | None:
         """The provider's quota headers, for providers that send them."""
         return None

@@ -552,18 +552,9 @@ class BigCommerceProvider(Provider[BigCommerceSettings, BigCommerceCatalogEntry,
                 matches.append(str(BcOrder.model_validate(entry).id))
             except ValidationError:
                 continue
-        if not matches:
-            return self._result(response, ResultKind.NOT_FOUND)
-        if len(matches) > 1:
-            return self._result(
-                response,
-                ResultKind.REVIEW,
-                "DUPLICATE_REFERENCE",
-                f"{len(matches)} BigCommerce orders carry external_order_id {reference} "
-                f"(ids {', '.join(matches)}); a person decides which one is this delivery's",
-                unknown_result=True,
-            )
-        return self._result(response, kind, provider_order_id=matches[0])
+        return self.lookup_verdict(
+            response, matches, f"BigCommerce orders carry external_order_id {reference}"
+        )
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -467,22 +467,11 @@ class KomerzaProvider(Provider[KomerzaSettings, KomerzaCatalogEntry, KomerzaCred
                     return self._unknown(one)
                 if metadata.get(REFERENCE_KEY) == reference:
                     matches.append(order_id)
-        if not matches:
-            return self._result(response, ResultKind.NOT_FOUND)
-        if len(matches) > 1:
-            return self._result(
-                response,
-                ResultKind.REVIEW,
-                "DUPLICATE_REFERENCE",
-                f"{len(matches)} Komerza orders carry metadata.{REFERENCE_KEY} = {reference} "
-                f"(ids {', '.join(matches)}); a person decides which one is this delivery's",
-                unknown_result=True,
-            )
-        return self._result(
+        return self.lookup_verdict(
             response,
-            ResultKind.SUCCEEDED,
-            provider_order_id=matches[0],
-            redirect_url=self._checkout_url(matches[0]),
+            matches,
+            f"Komerza orders carry metadata.{REFERENCE_KEY} = {reference}",
+            redirect_url=self._checkout_url(matches[0]) if len(matches) == 1 else None,
         )
 
     def _page(self, response: requests.Response) -> tuple[list[str], int] | ProviderResult:

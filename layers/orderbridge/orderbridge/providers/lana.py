@@ -403,20 +403,13 @@ class LanaProvider(Provider[LanaSettings, LanaCatalogEntry, LanaCredentials]):
                 found.append(LnOrder.model_validate(entry))
             except ValidationError:
                 continue
-        if not found:
-            return self._result(response, ResultKind.NOT_FOUND)
-        if len(found) > 1:
-            return self._result(
-                response,
-                ResultKind.REVIEW,
-                "DUPLICATE_REFERENCE",
-                f"{len(found)} Lana orders carry the tag {tag} "
-                f"(ids {', '.join(o.id for o in found)}); a person decides which one is this delivery's",
-                unknown_result=True,
-            )
-        order = found[0]
-        reference = str(order.number) if order.number is not None else None
-        return self._result(response, kind, provider_order_id=order.id, provider_reference=reference)
+        number = found[0].number if len(found) == 1 else None
+        return self.lookup_verdict(
+            response,
+            [o.id for o in found],
+            f"Lana orders carry the tag {tag}",
+            provider_reference=str(number) if number is not None else None,
+        )
 
     # --- helpers -------------------------------------------------------------------------------
 
