@@ -304,7 +304,8 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
 def test_a_killed_redrive_hands_its_messages_back_within_the_short_hold(run, harness, scratch_queues):
     assert dlq.REDRIVE_VISIBILITY <= 30  # the production bound
     queue, dead = scratch_queues
-    total, hold, pause = 12, 3, 1.0
+    # hold 5 s, renewed every 5/3 s: a renewal may be 3 s late on a busy machine and still hold
+    total, hold, pause = 12, 5, 1.0
     for _ in range(total):
         to_dlq(*event(), url=dead)
     argv = ["dlq", "redrive", "--all", "--yes", *options(harness, queue_url=queue, dlq_url=dead)]
@@ -340,12 +341,12 @@ def test_holder_releases_what_it_still_holds_on_exit(harness, scratch_queues):
     for _ in range(3):
         to_dlq(*event(), url=dead)
     sqs = clients.client("sqs")
-    with dlq.Holder(sqs, dead, visibility=4) as holder:
+    with dlq.Holder(sqs, dead, visibility=6) as holder:
         letters = dlq.scan(sqs, dead, visibility=holder.visibility, holder=holder)
         assert len(letters) == 3 and visible(dead) == 0
-        # longer than the visibility: the holder renews every 4/3 s, so a late renewal on a busy
-        # machine still has 2.6 s to spare
-        time.sleep(5)
+        # longer than the visibility: the holder renews every 6/3 s, so a late renewal on a busy
+        # machine still has 4 s to spare
+        time.sleep(7.5)
         assert visible(dead) == 0
         sqs.delete_message(QueueUrl=dead, ReceiptHandle=letters[0].receipt_handle)
         holder.drop(letters[0])
