@@ -49,23 +49,38 @@ def _sum(items: Any, key: str) -> Decimal:
     return sum((_amount(i.get(key)) or Decimal(0) for i in items or [] if isinstance(i, dict)), Decimal(0))
 
 
-def _shopify_address(a: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not isinstance(a, Mapping) or not a:
+def platform_address(
+    a: Any, keys: Mapping[str, str | tuple[str, ...]], *, any_of: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """A platform's address object as the canonical address's fields: `keys` maps each canonical
+    field to the platform's key (a tuple: the first with a value wins). None when `a` is not an
+    object, is empty, or has a value under none of `any_of` (its keys that make an address)."""
+    if not isinstance(a, Mapping) or not a or (any_of and not any(a.get(k) for k in any_of)):
         return None
-    return _clean(
-        {
-            "first_name": _str(a.get("first_name")),
-            "last_name": _str(a.get("last_name")),
-            "company": _str(a.get("company")),
-            "address1": _str(a.get("address1")),
-            "address2": _str(a.get("address2")),
-            "city": _str(a.get("city")),
-            "province": _str(a.get("province_code")) or _str(a.get("province")),
-            "zip": _str(a.get("zip")),
-            "country": _str(a.get("country_code")),
-            "phone": _str(a.get("phone")),
-        }
-    )
+    names = {field: (key,) if isinstance(key, str) else key for field, key in keys.items()}
+    return _clean({field: next(filter(None, map(_str, map(a.get, ks))), None) for field, ks in names.items()})
+
+
+#: canonical address field -> the platform's key(s); the same names on every platform
+COMMON_ADDRESS_KEYS: dict[str, str | tuple[str, ...]] = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "company": "company",
+    "city": "city",
+    "phone": "phone",
+}
+#: Shopify's MailingAddress (REST Admin API Order: billing_address, shipping_address)
+SHOPIFY_ADDRESS_KEYS = COMMON_ADDRESS_KEYS | {
+    "address1": "address1",
+    "address2": "address2",
+    "province": ("province_code", "province"),
+    "zip": "zip",
+    "country": "country_code",
+}
+
+
+def _shopify_address(a: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return platform_address(a, SHOPIFY_ADDRESS_KEYS)
 
 
 def _shopify_line(item: Mapping[str, Any]) -> dict[str, Any]:

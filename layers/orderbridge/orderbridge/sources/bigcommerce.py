@@ -120,24 +120,17 @@ def _exact(value: Any, places: int) -> Decimal | None:
 
 
 def _address(a: Any) -> dict[str, Any] | None:
-    from orderbridge.intake.mapping import _clean, _str
+    """BigCommerce's billing_address / shipping address (Orders v2: street_1, state, country_iso2)."""
+    from orderbridge.intake.mapping import COMMON_ADDRESS_KEYS, platform_address
 
-    if not isinstance(a, Mapping) or not (a.get("street_1") or a.get("city")):
-        return None
-    return _clean(
-        {
-            "first_name": _str(a.get("first_name")),
-            "last_name": _str(a.get("last_name")),
-            "company": _str(a.get("company")),
-            "address1": _str(a.get("street_1")),
-            "address2": _str(a.get("street_2")),
-            "city": _str(a.get("city")),
-            "province": _str(a.get("state")),
-            "zip": _str(a.get("zip")),
-            "country": _str(a.get("country_iso2")) or _str(a.get("country")),
-            "phone": _str(a.get("phone")),
-        }
-    )
+    keys = COMMON_ADDRESS_KEYS | {
+        "address1": "street_1",
+        "address2": "street_2",
+        "province": "state",
+        "zip": "zip",
+        "country": ("country_iso2", "country"),
+    }
+    return platform_address(a, keys, any_of=("street_1", "city"))
 
 
 def _line(p: Mapping[str, Any], places: int, inclusive: bool) -> dict[str, Any]:

@@ -79,24 +79,17 @@ def shop_of(site_url: str | None) -> str | None:
 
 
 def _address(a: Any) -> dict[str, Any] | None:
-    from orderbridge.intake.mapping import _clean, _str
+    """WooCommerce's billing / shipping (REST v3 order: address_1, state, postcode, country)."""
+    from orderbridge.intake.mapping import COMMON_ADDRESS_KEYS, platform_address
 
-    if not isinstance(a, Mapping) or not (a.get("address_1") or a.get("city")):
-        return None
-    return _clean(
-        {
-            "first_name": _str(a.get("first_name")),
-            "last_name": _str(a.get("last_name")),
-            "company": _str(a.get("company")),
-            "address1": _str(a.get("address_1")),
-            "address2": _str(a.get("address_2")),
-            "city": _str(a.get("city")),
-            "province": _str(a.get("state")),
-            "zip": _str(a.get("postcode")),
-            "country": _str(a.get("country")),
-            "phone": _str(a.get("phone")),
-        }
-    )
+    keys = COMMON_ADDRESS_KEYS | {
+        "address1": "address_1",
+        "address2": "address_2",
+        "province": "state",
+        "zip": "postcode",
+        "country": "country",
+    }
+    return platform_address(a, keys, any_of=("address_1", "city"))
 
 
 def _places(currency: str | None) -> int:
