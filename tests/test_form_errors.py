@@ -175,6 +175,17 @@ def test_json_items_that_are_no_list_are_named_as_such(harness):
     assert named(error) == {("items", "list_type")}
 
 
+@pytest.mark.parametrize(
+    ("style", "address"),
+    [("json", "Domplatz 1, Koeln"), ("json", 5), ("json", ["Domplatz 1"]), ("urlencoded", "Domplatz 1")],
+)
+def test_an_address_that_is_no_address_object_is_refused_not_dropped(harness, lana_form, style, address):
+    """A buyer's address in the wrong shape was dropped and the order sent without one (Lana,
+    unlike BigCommerce, takes an order with no address, so nothing else stopped it)."""
+    error = refusal(send(harness, lana_form, order(address=address), style))
+    assert [f["field"] for f in error["fields"]] == ["address"], error
+
+
 @pytest.mark.parametrize("style", STYLES)
 def test_a_name_sent_twice_is_malformed(harness, style):
     if style == "json":

@@ -311,8 +311,12 @@ def from_form(fields: Mapping[str, Any], *, ip: str | None, user_agent: str | No
     ]
     if items not in (None, "") and not isinstance(items, (list, dict)):
         lines = items  # `"items": 3` is not a list of items: the order model says so, at `items`
-    addr = None
-    if address and any(address.get(k) for k in FORM_ADDRESS_FIELDS):
+    addr: Any = None
+    if fields.get("address") not in (None, "") and not isinstance(fields.get("address"), dict):
+        # `"address": "Domplatz 1"` is no address object: never dropped (the order would go out
+        # without one); the order model refuses it at `address`, as `items` above
+        addr = fields.get("address")
+    elif address and any(address.get(k) for k in FORM_ADDRESS_FIELDS):
         addr = _clean(
             {k: fields.get(k) for k in FORM_TOP_LEVEL_ADDRESS_FIELDS}
             | {k: address.get(k) for k in FORM_ADDRESS_FIELDS}
