@@ -330,6 +330,23 @@ def test_script_gets_json_answers_with_cors_even_for_errors(harness):
     harness.drain(until=harness.final(tracking_id))
 
 
+def test_a_scripts_post_under_the_stage_gets_a_status_url_under_the_stage(harness):
+    """The JSON answer's status_url is where the client can poll: under `/v1` when the post came
+    by the default endpoint's stage, as every other way in answers."""
+    origin = "http://localhost:8000"
+    r = requests.post(
+        f"{harness.api}/v1{FORM}/submit",
+        data=urlencode(valid()),
+        headers={**URLENCODED, "Accept": "application/json", "Origin": origin},
+        timeout=30,
+    )
+    assert r.status_code == 202, r.text
+    tracking_id = r.json()["tracking_id"]
+    assert r.json()["status_url"] == f"/v1/orders/{tracking_id}"
+    assert harness.get(r.json()["status_url"]).status_code == 200
+    harness.drain(until=harness.final(tracking_id))
+
+
 # --- snippet and assets --------------------------------------------------------------------------
 
 

@@ -142,6 +142,7 @@ def storefront_submit(form_key: str) -> Response:
         ip=event.request_context.identity.source_ip,
         user_agent=event.headers.get("user-agent"),
         root=api_root(event.path),
+        base_path=api_base_path(event.raw_event),
     )
 
 

@@ -231,8 +231,10 @@ class Storefront:
         ip: str | None,
         user_agent: str | None,
         root: str,
+        base_path: str = "",
     ) -> Response:
-        """Accept a post from the form; a post from this API's own page is not cross-origin."""
+        """Accept a post from the form; a post from this API's own page is not cross-origin.
+        `base_path` (`intake.http.api_base_path`) prefixes a JSON answer's `status_url`."""
         origin = _header(headers, "origin")
         if origin and origin == own_origin(headers):
             origin = None
@@ -255,7 +257,7 @@ class Storefront:
             return self._form_again(form_key, exc, body, root)
         accepted = checked_accepted(accepted, self.service.config.load())
         if as_json:
-            return accepted_response(accepted, cors)
+            return accepted_response(accepted, cors, base_path=base_path)
         location = accepted.redirect_url or f"confirmation/{accepted.tracking_id}"
         return Response(status_code=303, headers={**cors, "Location": location, "Cache-Control": "no-store"})
 
