@@ -204,7 +204,10 @@ def test_plain_post_gets_a_303_to_the_confirmation_page_which_refreshes_until_cr
     assert r.status_code == 303, r.text
     location = urljoin(f"{harness.api}{FORM}/submit", r.headers["Location"])
     assert location.startswith(f"{harness.api}{FORM}/confirmation/ob_")
-    assert "ada" not in r.headers["Location"].lower()  # no PII in URLs
+    # no PII in URLs: the location is the tracking id and nothing else (a bare "ada" would also
+    # match the id's own hex digits now and then)
+    assert re.fullmatch(r"confirmation/ob_[0-9a-f]{32}", r.headers["Location"]), r.headers["Location"]
+    assert not [v for v in ("ada@", "lovelace", "12 row", "london") if v in r.headers["Location"].lower()]
     tracking_id = location.rsplit("/", 1)[1]
     pending = requests.get(location, timeout=10)
     assert pending.status_code == 200
