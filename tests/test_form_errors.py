@@ -168,6 +168,7 @@ def test_urlencoded_items_as_a_value_and_a_group_is_malformed(harness, items_fir
     pairs += [("items", "3"), *rows] if items_first else [*rows, ("items", "3")]
     error = refusal(harness.post(DEMO, urlencode(pairs), FORM_TYPE), 400)
     assert error["code"] == "MALFORMED_BODY" and "'items" in error["message"], error
+    assert named(error) == {("items", "ambiguous_field")}  # in `fields` too: shown in place
 
 
 def test_json_items_that_are_no_list_are_named_as_such(harness):
@@ -198,6 +199,7 @@ def test_a_name_sent_twice_is_malformed(harness, style):
         twice = "'items[0][sku]'"
     error = refusal(r, 400)
     assert error["code"] == "MALFORMED_BODY" and twice in error["message"], error
+    assert named(error) == {(twice.strip("'"), "ambiguous_field")}  # in `fields` too: shown in place
 
 
 # --- 3. country codes that exist ----------------------------------------------------------------

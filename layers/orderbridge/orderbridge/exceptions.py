@@ -136,3 +136,15 @@ class IntakeRejectedError(OrderbridgeError):
 
     def body(self) -> dict[str, object]:
         return {"error": {"code": self.code, "message": self.message, "fields": self.fields}}
+
+
+class AmbiguousFormFieldError(ValueError):
+    """A form post names one field twice, or as both a value and a group (`items=3` beside
+    `items[0][sku]`): which one the buyer meant is unknown. `field` is the name as posted; the
+    intake answers 400 MALFORMED_BODY with it in `fields` (code `ambiguous_field`)."""
+
+    code = "ambiguous_field"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

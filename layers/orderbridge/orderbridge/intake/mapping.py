@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from orderbridge.exceptions import IntakeRejectedError
+from orderbridge.exceptions import AmbiguousFormFieldError, IntakeRejectedError
 from orderbridge.models.order import strip_control
 
 
@@ -370,12 +370,14 @@ def parse_urlencoded(body: str) -> dict[str, Any]:
         for depth, part in enumerate(parts[:-1], start=1):
             nxt = node.setdefault(part, {})
             if not isinstance(nxt, dict):
-                raise ValueError(f"{_bracketed(parts[:depth])!r} is sent both as a value and as a group")
+                name = _bracketed(parts[:depth])
+                raise AmbiguousFormFieldError(name, f"{name!r} is sent both as a value and as a group")
             node = nxt
         if isinstance(node.get(parts[-1]), dict):
-            raise ValueError(f"{_bracketed(parts)!r} is sent both as a value and as a group")
+            name = _bracketed(parts)
+            raise AmbiguousFormFieldError(name, f"{name!r} is sent both as a value and as a group")
         if parts[-1] in node:
-            raise ValueError(f"{key!r} is sent more than once")
+            raise AmbiguousFormFieldError(key, f"{key!r} is sent more than once")
         node[parts[-1]] = value
     return out
 

@@ -30,6 +30,7 @@ from orderbridge.config import ConfigStore
 from orderbridge.constants import METRICS_NAMESPACE_DEFAULT, METRICS_NAMESPACE_ENV
 from orderbridge.credentials import CredentialStore
 from orderbridge.exceptions import (
+    AmbiguousFormFieldError,
     ConfigurationError,
     CredentialsError,
     IntakeRejectedError,
@@ -166,12 +167,12 @@ class IntakeService:
             if not isinstance(fields, dict):
                 raise IntakeRejectedError(400, "MALFORMED_BODY", "the form body must be a JSON object")
             if (twice := mapping.duplicate_json_key(text)) is not None:
-                raise IntakeRejectedError(
-                    400, "MALFORMED_BODY", f"cannot parse the form: {twice!r} is sent more than once"
-                )
+                raise _ambiguous(AmbiguousFormFieldError(twice, f"{twice!r} is sent more than once"))
         elif media == FORM:
             try:
                 fields = mapping.parse_urlencoded(text)
+            except AmbiguousFormFieldError as exc:
+                raise _ambiguous(exc) from None
             except ValueError as exc:
                 raise IntakeRejectedError(400, "MALFORMED_BODY", f"cannot parse the form: {exc}") from None
         else:
@@ -702,3 +703,13 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if k.lower() == name:
             return v
     return None
+
+
+def _ambiguous(exc: AmbiguousFormFieldError) -> IntakeRejectedError:
+    """400 MALFORMED_BODY naming the field in `fields` too, so a form can show it in place."""
+    return IntakeRejectedError(
+        400,
+        "MALFORMED_BODY",
+        f"cannot parse the form: {exc}",
+        fields=[{"field": exc.field, "code": exc.code, "message": str(exc)}],
+    )
